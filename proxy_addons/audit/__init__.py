@@ -1,0 +1,1 @@
+"""Audit trail: ECS record builder, sink (chain, writer, checkpoints), verify."""

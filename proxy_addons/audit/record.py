@@ -1,0 +1,193 @@
+"""Audit records: the one place where ECS documents are built.
+
+Every record is a plain, JSON-safe dict in Elastic Common Schema layout
+(nested objects). The sink adds the chain fields; nothing else adds or
+changes fields. Passwords, cookies, auth headers and bodies are never
+inputs here, so they cannot leak into the trail.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from proxy_addons import __version__
+from proxy_addons.decide import Decision
+
+ECS_VERSION = "8.11.0"
+Record = dict[str, Any]
+
+# Actions (event.action) — the audit vocabulary investigators search by.
+REQUEST_ALLOWED = "request-allowed"
+REQUEST_BLOCKED = "request-blocked"
+CONNECTION_ALLOWED = "connection-allowed"  # social TLS passed through (no interception)
+CONNECTION_BLOCKED = "connection-blocked"  # refused at CONNECT / ClientHello / raw TCP
+
+
+def new_ref() -> str:
+    """A reference staff can read out over the phone: SG- and 10 base32 characters."""
+    raw = base64.b32encode(os.urandom(10)).decode("ascii")[:10]
+    return f"SG-{raw[:5]}-{raw[5:]}"
+
+
+def timestamp(now: dt.datetime) -> str:
+    """UTC ISO-8601 with microseconds and a Z suffix."""
+    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_HOSTNAME = socket.gethostname()
+
+
+def observer() -> dict[str, str]:
+    return {
+        "hostname": _HOSTNAME,
+        "product": "socialgate",
+        "vendor": "socialgate",
+        "type": "proxy",
+        "version": __version__,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the proxy saw of one access attempt (no bodies, cookies or credentials)."""
+
+    user: str | None
+    identity: str  # proxyauth | source-address | none
+    groups: tuple[str, ...]
+    source_ip: str
+    source_port: int
+    stage: str  # connect | tls | request | tcp
+    scheme: str
+    domain: str
+    port: int
+    method: str | None = None
+    path: str | None = None
+    query: str | None = None  # only when the operator enabled query logging
+    status_code: int | None = None
+
+
+def access_record(
+    decision: Decision,
+    access: Access,
+    *,
+    ref: str,
+    policy_sha256: str,
+    now: dt.datetime,
+) -> Record:
+    """The record of an allowed or blocked social access attempt."""
+    allowed = decision.allowed
+    request_level = access.stage == "request"
+    if request_level:
+        action = REQUEST_ALLOWED if allowed else REQUEST_BLOCKED
+    else:
+        action = CONNECTION_ALLOWED if allowed else CONNECTION_BLOCKED
+    verb = "allowed" if allowed else "blocked"
+    who = access.user or "unidentified user"
+    url: dict[str, Any] = {"scheme": access.scheme, "domain": access.domain, "port": access.port}
+    if access.path is not None:
+        url["path"] = access.path
+    if access.query:
+        url["query"] = access.query
+    http: dict[str, Any] = {}
+    if access.method is not None:
+        http["request"] = {"method": access.method}
+    if access.status_code is not None:
+        http["response"] = {"status_code": access.status_code}
+    record: Record = {
+        "@timestamp": timestamp(now),
+        "message": f"social networking {verb} for {who}: {access.domain} ({decision.reason})",
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "id": ref,
+            "kind": "event",
+            "category": ["network", "web"],
+            "type": ["access", "allowed" if allowed else "denied"],
+            "action": action,
+            "outcome": "success" if allowed else "failure",
+            "reason": str(decision.reason),
+            "dataset": "socialgate.audit",
+        },
+        "user": {"name": access.user} if access.user else {},
+        "source": {"ip": access.source_ip, "port": access.source_port},
+        "url": url,
+        "rule": {
+            "id": decision.exemption_id if allowed and decision.exemption_id else decision.category,
+            "name": decision.site or decision.host,
+            "category": decision.category,
+            "ruleset": "exemption" if allowed else "category",
+        },
+        "observer": observer(),
+        "socialgate": {
+            "ref": ref,
+            "outcome": verb,
+            "reason": str(decision.reason),
+            "stage": access.stage,
+            "identity": access.identity,
+            "groups": list(access.groups),
+            "category": decision.category,
+            "site": decision.site,
+            "entry": decision.entry,
+            "exemption_id": decision.exemption_id,
+            "access": str(decision.access) if decision.access else None,
+            "names": list(decision.names or (decision.host,)),
+            "name_mismatch": decision.name_mismatch,
+            "policy_sha256": policy_sha256,
+        },
+    }
+    if http:
+        record["http"] = http
+    return record
+
+
+def event_record(
+    action: str,
+    message: str,
+    *,
+    now: dt.datetime,
+    category: list[str],
+    type_: list[str],
+    outcome: str = "success",
+    reason: str | None = None,
+    user: str | None = None,
+    target_user: str | None = None,
+    target_group: str | None = None,
+    socialgate: dict[str, Any] | None = None,
+) -> Record:
+    """A non-access event: policy loaded/failed, exemption granted/revoked, audit lifecycle."""
+    event: dict[str, Any] = {
+        "id": new_ref(),
+        "kind": "event",
+        "category": category,
+        "type": type_,
+        "action": action,
+        "outcome": outcome,
+        "dataset": "socialgate.audit",
+    }
+    if reason is not None:
+        event["reason"] = reason
+    user_obj: dict[str, Any] = {}
+    if user is not None:
+        user_obj["name"] = user
+    target: dict[str, Any] = {}
+    if target_user is not None:
+        target["name"] = target_user
+    if target_group is not None:
+        target["group"] = {"name": target_group}
+    if target:
+        user_obj["target"] = target
+    record: Record = {
+        "@timestamp": timestamp(now),
+        "message": message,
+        "ecs": {"version": ECS_VERSION},
+        "event": event,
+        "observer": observer(),
+        "socialgate": dict(socialgate or {}),
+    }
+    if user_obj:
+        record["user"] = user_obj
+    return record

@@ -1,0 +1,1 @@
+"""The `socialgate` command line."""

@@ -1,0 +1,30 @@
+"""Options and helpers shared by the `socialgate` commands."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+DEFAULT_POLICY = "policies/policy.yaml"
+DEFAULT_AUDIT_LOG = "logs/audit.jsonl"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_policy() -> str:
+    return os.environ.get("SOCIALGATE_POLICY") or DEFAULT_POLICY
+
+
+def policy_option(f: F) -> F:
+    """``--policy PATH`` (default: $SOCIALGATE_POLICY, else policies/policy.yaml)."""
+    return click.option(
+        "--policy",
+        "policy_path",
+        default=default_policy,
+        show_default="$SOCIALGATE_POLICY or " + DEFAULT_POLICY,
+        metavar="PATH",
+        help="Policy file.",
+    )(f)

@@ -1,0 +1,49 @@
+"""Entry point of the `socialgate` command.
+
+Exit codes: 0 ok, 1 the command found a problem (e.g. verify failed),
+2 bad usage or bad input. Errors are one line on stderr, no traceback: only
+`SocialgateError` is caught here; anything else is a bug and shows as one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from proxy_addons.cli.audit import audit
+from proxy_addons.cli.check import check
+from proxy_addons.cli.exempt import exempt
+from proxy_addons.cli.policy import policy
+from proxy_addons.cli.run import run
+from proxy_addons.errors import SocialgateError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="socialgate")
+def cli() -> None:
+    """socialgate: block social networking unless an approved exemption applies."""
+
+
+cli.add_command(run)
+cli.add_command(policy)
+cli.add_command(check)
+cli.add_command(exempt)
+cli.add_command(audit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = cli.main(args=argv, prog_name="socialgate", standalone_mode=False)
+    except SocialgateError as e:
+        click.echo(f"socialgate: {e}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if e.exit_code == 2 or isinstance(e, click.UsageError) else e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("socialgate: aborted", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

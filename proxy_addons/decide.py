@@ -1,0 +1,245 @@
+"""The decision: a pure function of (policy, identity, names, method, time).
+
+No I/O, no mitmproxy: the gate, `socialgate check` and the benchmarks all call
+the same code, so what an admin is told is what the proxy does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from proxy_addons.hosts import Match, normalise_host, parse_ip
+from proxy_addons.policy.model import READ_ONLY_METHODS, Access, Exemption, Policy
+
+SEP = "\x1f"  # separates category and site in SiteIndex values
+
+
+class Outcome(StrEnum):
+    ALLOWED = "allowed"
+    BLOCKED = "blocked"
+    NOT_SOCIAL = "not-social"
+
+
+class Reason(StrEnum):
+    NOT_SOCIAL = "not-social"
+    EXEMPTION = "exemption"
+    NO_IDENTITY = "no-identity"
+    NO_EXEMPTION = "no-exemption"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    OUTSIDE_SCHEDULE = "outside-schedule"
+    READ_ONLY = "read-only"
+    # A read-only exemption cannot be checked per request without interception.
+    READ_ONLY_NOT_ENFORCEABLE = "read-only-not-enforceable"
+    NAME_MISMATCH = "name-mismatch"
+    ERROR = "error"
+    AUDIT_UNAVAILABLE = "audit-unavailable"
+
+
+# How close an exemption came to applying: the closest one explains a block.
+_CLOSENESS = {
+    Reason.REVOKED: 1,
+    Reason.EXPIRED: 2,
+    Reason.NOT_YET_VALID: 2,
+    Reason.OUTSIDE_SCHEDULE: 3,
+    Reason.READ_ONLY_NOT_ENFORCEABLE: 4,
+    Reason.READ_ONLY: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    reason: Reason
+    host: str = ""  # the social name that decided it
+    category: str = ""
+    entry: str = ""  # the list entry or network that matched
+    site: str = ""
+    exemption_id: str | None = None  # applied, or the closest one when blocked
+    access: Access | None = None
+    names: tuple[str, ...] = ()  # every distinct normalised name seen
+    name_mismatch: bool = False
+
+    @property
+    def social(self) -> bool:
+        return self.outcome is not Outcome.NOT_SOCIAL
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOWED
+
+    @property
+    def blocked(self) -> bool:
+        return self.outcome is Outcome.BLOCKED
+
+
+NOT_SOCIAL = Decision(Outcome.NOT_SOCIAL, Reason.NOT_SOCIAL)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteMatch:
+    host: str
+    category: str
+    entry: str
+    site: str
+
+
+def classify(policy: Policy, host: str) -> SiteMatch | None:
+    """Which blocked category and site a normalised host belongs to, if any."""
+    m: Match | None = policy.index.domains.match(host)
+    if m is None and policy.index.networks:
+        ip = parse_ip(host)
+        if ip is not None:
+            m = policy.index.networks.match(ip)
+    if m is None:
+        return None
+    category, _, site = m.value.partition(SEP)
+    return SiteMatch(host, category, m.entry, site or m.entry)
+
+
+def covers(exemption: Exemption, match: SiteMatch) -> bool:
+    """Whether the exemption's sites include the matched host."""
+    host = match.host
+    for s in exemption.sites:
+        if s in (match.category, match.site, host) or host.endswith("." + s):
+            return True
+    return False
+
+
+def exemption_verdict(
+    policy: Policy,
+    exemption: Exemption,
+    method: str | None,
+    now: dt.datetime,
+    *,
+    upgrade: bool = False,
+    intercepted: bool = True,
+) -> Reason | None:
+    """Why a covering exemption does not apply now (None: it applies).
+
+    ``method`` None means a connection-level check (CONNECT, ClientHello):
+    the method is checked later, per request, once intercepted.
+    """
+    if exemption.revoked is not None and now.date() >= exemption.revoked.date:
+        return Reason.REVOKED
+    tz = exemption.schedule.timezone if exemption.schedule else policy.timezone
+    today = now.astimezone(tz).date()
+    if today < exemption.granted:
+        return Reason.NOT_YET_VALID
+    if today > exemption.expires:
+        return Reason.EXPIRED
+    if exemption.schedule is not None and not exemption.schedule.allows(now):
+        return Reason.OUTSIDE_SCHEDULE
+    if exemption.access is Access.READ_ONLY:
+        if not intercepted:
+            return Reason.READ_ONLY_NOT_ENFORCEABLE
+        # A WebSocket is a two-way channel (messaging): not reading.
+        if method is not None and (method.upper() not in READ_ONLY_METHODS or upgrade):
+            return Reason.READ_ONLY
+    return None
+
+
+def decide_site(
+    policy: Policy,
+    user: str | None,
+    match: SiteMatch,
+    method: str | None,
+    now: dt.datetime,
+    *,
+    upgrade: bool = False,
+    intercepted: bool = True,
+) -> Decision:
+    """The decision for one social name."""
+    base = Decision(
+        Outcome.BLOCKED,
+        Reason.NO_IDENTITY if user is None else Reason.NO_EXEMPTION,
+        host=match.host,
+        category=match.category,
+        entry=match.entry,
+        site=match.site,
+    )
+    if user is None:
+        return base
+    closest: tuple[int, Reason, Exemption] | None = None
+    for ex in policy.exemptions_by_user.get(user, ()):
+        if not covers(ex, match):
+            continue
+        why = exemption_verdict(
+            policy, ex, method, now, upgrade=upgrade, intercepted=intercepted
+        )
+        if why is None:
+            return replace(
+                base,
+                outcome=Outcome.ALLOWED,
+                reason=Reason.EXEMPTION,
+                exemption_id=ex.id,
+                access=ex.access,
+            )
+        rank = _CLOSENESS.get(why, 0)
+        if closest is None or rank > closest[0]:
+            closest = (rank, why, ex)
+    if closest is None:
+        return base
+    _, why, ex = closest
+    return replace(base, reason=why, exemption_id=ex.id, access=ex.access)
+
+
+def normalise_names(names: Sequence[str | None]) -> tuple[str, ...]:
+    """Distinct normalised names, in the order seen; unparseable names kept lower-cased."""
+    out: list[str] = []
+    for name in names:
+        if not name:
+            continue
+        n = normalise_host(name) or name.strip().lower()
+        if n not in out:
+            out.append(n)
+    return tuple(out)
+
+
+def decide(
+    policy: Policy,
+    user: str | None,
+    names: Sequence[str | None],
+    method: str | None,
+    now: dt.datetime,
+    *,
+    upgrade: bool = False,
+    intercepted: bool = True,
+) -> Decision:
+    """Decide a flow from every name it showed (CONNECT host, SNI, Host header).
+
+    If any name is social the flow is social. A name blocked on its own
+    merits blocks the flow with its reason; when every social name would be
+    allowed but the names disagree with a non-social one (domain fronting),
+    the flow is blocked as a name mismatch.
+    """
+    normed = normalise_names(names)
+    decisions: list[Decision] = []
+    for host in normed:
+        match = classify(policy, host)
+        if match is not None:
+            decisions.append(
+                decide_site(
+                    policy, user, match, method, now, upgrade=upgrade, intercepted=intercepted
+                )
+            )
+    if not decisions:
+        return replace(NOT_SOCIAL, names=normed) if len(normed) > 1 else NOT_SOCIAL
+    mismatch = len(normed) > 1
+    for d in decisions:
+        if not d.allowed:
+            return replace(d, names=normed, name_mismatch=mismatch)
+    first = decisions[0]
+    if len(decisions) < len(normed):
+        return replace(
+            first,
+            outcome=Outcome.BLOCKED,
+            reason=Reason.NAME_MISMATCH,
+            names=normed,
+            name_mismatch=True,
+        )
+    return replace(first, names=normed, name_mismatch=mismatch)
