@@ -43,7 +43,7 @@ def strict_dumps(obj: Any, **_: Any) -> str:
 
 
 def rename_event_to_message() -> Processor:
-    """structlog's positional ``event`` becomes ``message``; ECS ``event`` is passed as ``_event``."""
+    """structlog's positional ``event`` becomes ``message``; ECS ``event`` travels as ``_event``."""
     return structlog.processors.EventRenamer(to="message", replace_by="_event")
 
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 DEFAULT_POLICY = "policies/policy.yaml"
 DEFAULT_AUDIT_LOG = "logs/audit.jsonl"
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def default_policy() -> str:
     return os.environ.get("SOCIALGATE_POLICY") or DEFAULT_POLICY
 
 
-def policy_option(f: F) -> F:
+def policy_option[F: Callable[..., Any]](f: F) -> F:
     """``--policy PATH`` (default: $SOCIALGATE_POLICY, else policies/policy.yaml)."""
     return click.option(
         "--policy",

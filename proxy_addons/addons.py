@@ -1,0 +1,20 @@
+"""The socialgate addons, in hook order, for both ways of starting the proxy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy_addons.audit.addon import AuditTrail
+from proxy_addons.gate import Gate
+from proxy_addons.identity import CredentialCache
+from proxy_addons.policystore import PolicyStore
+
+
+def make_addons() -> list[Any]:
+    # Order matters: the audit trail is configured first so that the policy
+    # store's first swap is recorded; the gate runs after proxyauth (a default
+    # addon) and the credential cache.
+    audit = AuditTrail()
+    store = PolicyStore()
+    store.subscribe(audit.policy_loaded)
+    return [audit, store, CredentialCache(), Gate(store, audit)]

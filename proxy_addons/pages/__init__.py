@@ -1,0 +1,1 @@
+"""Pages the proxy serves to staff: the block page (HTML or plain text)."""

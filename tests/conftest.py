@@ -1,0 +1,81 @@
+"""Shared fixtures: local upstreams, test policies, a real proxy on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pathlib
+import ssl
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.certs import make_cert
+from tests.support.policies import write_htpasswd, write_policy
+from tests.support.proxy import Proxy
+from tests.support.upstream import Servers
+
+UPSTREAM_NAMES = [
+    "example.org",
+    "*.example.org",
+    "facebook.com",
+    "*.facebook.com",
+    "x.com",
+    "*.x.com",
+    "linkedin.com",
+    "*.linkedin.com",
+]
+
+
+@pytest.fixture(scope="session")
+def upstream_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    return make_cert(tmp_path_factory.mktemp("certs"), UPSTREAM_NAMES)
+
+
+@pytest.fixture(scope="session")
+def servers(upstream_cert: tuple[pathlib.Path, pathlib.Path]) -> Iterator[Servers]:
+    s = Servers(str(upstream_cert[0]), str(upstream_cert[1]))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    d = tmp_path_factory.mktemp("policy")
+    write_policy(d)
+    write_htpasswd(d)
+    return d
+
+
+def start_proxy(
+    workdir: pathlib.Path,
+    policy_dir: pathlib.Path,
+    servers: Servers,
+    *,
+    via: str = "mitmdump",
+    options: tuple[str, ...] = (),
+) -> Proxy:
+    return Proxy(
+        workdir,
+        policy_dir / "policy.yaml",
+        workdir / "audit.jsonl",
+        servers.http.port,
+        servers.https.port,
+        via=via,
+        options=("--set", f"proxyauth=@{policy_dir / 'htpasswd'}", *options),
+    ).start()
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    tmp_path_factory: pytest.TempPathFactory, policy_dir: pathlib.Path, servers: Servers
+) -> Iterator[Proxy]:
+    p = start_proxy(tmp_path_factory.mktemp("proxy"), policy_dir, servers)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def trust(proxy: Proxy, upstream_cert: tuple[pathlib.Path, pathlib.Path]) -> ssl.SSLContext:
+    """Trusts mitmproxy's CA (intercepted flows) and the upstream's own cert (passed through)."""
+    ctx = ssl.create_default_context(cafile=str(proxy.ca))
+    ctx.load_verify_locations(cafile=str(upstream_cert[0]))
+    return ctx

@@ -1,0 +1,92 @@
+"""A raw CONNECT client, for what httpx cannot do: pick the SNI apart from Host,
+look at the certificate the server presented."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        resp += chunk
+    return resp
+
+
+def plain_get(proxy_port: int, url: str, host: str, *, source: str = "127.0.0.1") -> bytes:
+    """One absolute-form GET through the proxy from ``source``; returns the raw response."""
+    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=10, source_address=(source, 0))
+    sock.sendall(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    return data
+
+
+def connect_tunnel(
+    proxy_port: int,
+    target: str,
+    user: str | None = None,
+    password: str = "Corr3ct-Horse-Battery",
+    *,
+    source: str = "127.0.0.1",
+) -> tuple[socket.socket, bytes]:
+    """Open a CONNECT tunnel; returns the socket and the proxy's response head."""
+    sock = socket.create_connection(
+        ("127.0.0.1", proxy_port), timeout=10, source_address=(source, 0)
+    )
+    head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        head += f"Proxy-Authorization: Basic {token}\r\n"
+    sock.sendall((head + "\r\n").encode())
+    return sock, _read_head(sock)
+
+
+def tls_request(
+    proxy_port: int,
+    target: str,
+    sni: str | None,
+    host_header: str,
+    ctx: ssl.SSLContext,
+    *,
+    user: str | None = None,
+    method: str = "GET",
+    path: str = "/",
+    source: str = "127.0.0.1",
+) -> tuple[bytes, str]:
+    """CONNECT to ``target``, TLS with ``sni``, one HTTP/1.1 request with ``host_header``.
+
+    Returns the raw response and the issuer CN of the certificate presented.
+    """
+    sock, resp = connect_tunnel(proxy_port, target, user, source=source)
+    if b" 200 " not in resp.split(b"\r\n", 1)[0]:
+        sock.close()
+        return resp, ""
+    ctx.check_hostname = False
+    tls = ctx.wrap_socket(sock, server_hostname=sni)
+    der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    issuer = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    tls.sendall(
+        f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: text/html\r\n"
+        f"Connection: close\r\nContent-Length: 0\r\n\r\n".encode()
+    )
+    data = b""
+    try:
+        while chunk := tls.recv(65536):
+            data += chunk
+    except (ssl.SSLError, OSError):
+        pass
+    tls.close()
+    return data, str(issuer)

@@ -1,0 +1,147 @@
+"""Start a real mitmdump (or `socialgate run`) with socialgate on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+LISTENING = re.compile(r"proxy listening at .*?:(\d+)")
+
+
+class Proxy:
+    def __init__(
+        self,
+        workdir: pathlib.Path,
+        policy: pathlib.Path,
+        audit_log: pathlib.Path,
+        http_port: int,
+        https_port: int,
+        *,
+        via: str = "mitmdump",
+        options: Sequence[str] = (),
+    ) -> None:
+        self.workdir = workdir
+        self.policy = policy
+        self.audit_log = audit_log
+        self.confdir = workdir / "mitmproxy-conf"
+        self.env = dict(
+            os.environ, SGTEST_HTTP_PORT=str(http_port), SGTEST_HTTPS_PORT=str(https_port)
+        )
+        common = [
+            "-s",
+            str(ROOT / "tests/support/redirect.py"),
+            "--set",
+            f"confdir={self.confdir}",
+            "--set",
+            "ssl_insecure=true",
+            *options,
+        ]
+        if via == "run":
+            self.cmd = [
+                str(BIN / "socialgate"),
+                "run",
+                "--policy",
+                str(policy),
+                "--audit-log",
+                str(audit_log),
+                "--listen-host",
+                "127.0.0.1",
+                "--listen-port",
+                "0",
+                "--",
+                *common,
+            ]
+        else:
+            self.cmd = [
+                str(BIN / "mitmdump"),
+                "-s",
+                str(ROOT / "proxy_addons/socialgate.py"),
+                "--listen-host",
+                "127.0.0.1",
+                "--listen-port",
+                "0",
+                "--set",
+                f"socialgate_policy={policy}",
+                "--set",
+                f"socialgate_audit_log={audit_log}",
+                *common,
+            ]
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+        self.port = 0
+
+    @property
+    def ca(self) -> pathlib.Path:
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    def start(self, timeout: float = 20) -> Proxy:
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line)
+                m = LISTENING.search(line)
+                if m and not self.port:
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        ready.wait(timeout)
+        if not self.port:
+            self.stop()
+            raise RuntimeError("proxy did not start:\n" + "".join(self.output))
+        return self
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def url(self, user: str | None = None, password: str = "Corr3ct-Horse-Battery") -> str:
+        auth = f"{user}:{password}@" if user else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
+
+    def access_records(self) -> list[dict[str, Any]]:
+        return [r for r in self.records() if "outcome" in r.get("socialgate", {})]
+
+    def wait_for_records(self, n: int, timeout: float = 5) -> list[dict[str, Any]]:
+        """Access records, once at least ``n`` are on disk."""
+        deadline = time.monotonic() + timeout
+        while True:
+            recs = self.access_records()
+            if len(recs) >= n or time.monotonic() > deadline:
+                return recs
+            time.sleep(0.05)
