@@ -168,9 +168,7 @@ def decide_site(
     for ex in policy.exemptions_by_user.get(user, ()):
         if not covers(ex, match):
             continue
-        why = exemption_verdict(
-            policy, ex, method, now, upgrade=upgrade, intercepted=intercepted
-        )
+        why = exemption_verdict(policy, ex, method, now, upgrade=upgrade, intercepted=intercepted)
         if why is None:
             return replace(
                 base,

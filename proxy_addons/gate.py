@@ -21,6 +21,7 @@ from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 from mitmproxy.proxy import mode_specs
+from mitmproxy.utils import human
 
 from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.audit.record import Access as AccessSeen
@@ -46,6 +47,32 @@ logger = logging.getLogger(__name__)
 
 ERROR_DECISION = Decision(Outcome.BLOCKED, Reason.ERROR)
 SUPPORTED_MODES = (mode_specs.RegularMode, mode_specs.UpstreamMode)
+
+
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def may_stream(request: http.Request) -> bool:
+    """Whether mitmproxy streams (or may yet start streaming) this request's body.
+
+    Chunked bodies are buffered first and switched to streaming once they pass
+    ``stream_large_bodies``, so they must be judged before the first byte arrives.
+    """
+    if request.stream:
+        return True
+    limit = human.parse_size(ctx.options.stream_large_bodies)
+    if limit is None:
+        return False
+    if "chunked" in request.headers.get("transfer-encoding", "").lower():
+        return True
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            return int(length) > limit
+        except ValueError:
+            return True
+    # HTTP/2 and HTTP/3 bodies need no length header.
+    return not request.http_version.startswith("HTTP/1") and request.method.upper() not in _BODYLESS
 
 
 def utcnow() -> dt.datetime:
@@ -357,7 +384,11 @@ class Gate:
             logger.exception("socialgate: error deciding request to %s", flow.request.pretty_host)
             if state is not None:
                 state.pending = None
-            self._block_request(flow, self._error_decision(flow), ANONYMOUS, new_ref())
+            try:
+                self._block_request(flow, self._error_decision(flow), ANONYMOUS, new_ref())
+            except Exception:
+                logger.exception("socialgate: cannot serve the block page; killing the flow")
+                flow.kill()
 
     def _error_decision(self, flow: http.HTTPFlow) -> Decision:
         names = normalise_names([flow.request.host, flow.request.host_header])
@@ -391,7 +422,11 @@ class Gate:
     ) -> None:
         # A streamed body may already be on its way upstream once the hook returns, and
         # setting a response on a streamed request crashes mitmproxy's handler: kill it.
-        killed = bool(flow.request.stream)
+        try:
+            killed = may_stream(flow.request)
+        except Exception:
+            logger.exception("socialgate: cannot tell whether %s streams; killing it", ref)
+            killed = True
         status = None if killed else 403
         flow.metadata["socialgate"] = {"outcome": "blocked", "ref": ref, "reason": str(d.reason)}
         try:

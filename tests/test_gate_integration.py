@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
-def client(proxy: Proxy, user: str | None, trust: ssl.SSLContext | None = None, **kw: Any) -> httpx.Client:
+def client(
+    proxy: Proxy, user: str | None, trust: ssl.SSLContext | None = None, **kw: Any
+) -> httpx.Client:
     return httpx.Client(proxy=proxy.url(user), verify=trust or False, timeout=10, **kw)
 
 
@@ -81,7 +83,11 @@ def test_non_social_https_is_passed_through(proxy: Proxy, trust: ssl.SSLContext)
     """HTTPS to a non-social site is not intercepted: the client sees the upstream's own cert."""
     before = len(proxy.access_records())
     data, issuer = tls_request(
-        proxy.port, "www.example.org:443", "www.example.org", "www.example.org", trust,
+        proxy.port,
+        "www.example.org:443",
+        "www.example.org",
+        "www.example.org",
+        trust,
         user="carol",
     )
     assert issuer == UPSTREAM_CN
@@ -115,8 +121,12 @@ def test_blocked_user_http_gets_block_page(proxy: Proxy, servers: Servers) -> No
     assert rec["event"]["reason"] == "no-exemption"
     assert rec["user"]["name"] == "carol"
     assert rec["source"]["ip"] == "127.0.0.1"
-    assert rec["url"] == {"scheme": "http", "domain": "www.facebook.com", "port": 80,
-                          "path": "/some/page"}
+    assert rec["url"] == {
+        "scheme": "http",
+        "domain": "www.facebook.com",
+        "port": 80,
+        "path": "/some/page",
+    }
     assert rec["http"] == {"request": {"method": "GET"}, "response": {"status_code": 403}}
     assert rec["rule"]["id"] == "social_networking"
     assert rec["socialgate"]["site"] == "facebook.com"
@@ -161,7 +171,9 @@ def test_block_page_escapes_reflected_names(proxy: Proxy) -> None:
 # -- exemptions -----------------------------------------------------------------------
 
 
-def test_exempt_user_reaches_upstream(proxy: Proxy, servers: Servers, trust: ssl.SSLContext) -> None:
+def test_exempt_user_reaches_upstream(
+    proxy: Proxy, servers: Servers, trust: ssl.SSLContext
+) -> None:
     """A group exemption lets its member through; the allowed record names the exemption."""
     with client(proxy, "alice", trust) as c:
         r = c.get("https://x.com/home")
@@ -201,7 +213,11 @@ def test_read_only_exemption(
 ) -> None:
     """A read-only exemption allows reading and blocks posting, per request."""
     with client(proxy, "dana", trust) as c:
-        r = c.request(method, "https://www.facebook.com/post", content=b"" if method in ("GET", "HEAD", "OPTIONS") else b"hello")
+        r = c.request(
+            method,
+            "https://www.facebook.com/post",
+            content=b"" if method in ("GET", "HEAD", "OPTIONS") else b"hello",
+        )
     assert r.status_code == status
     if reason:
         assert record_for(proxy, r.headers["x-socialgate-ref"])["event"]["reason"] == reason
@@ -230,13 +246,26 @@ def test_exemption_not_in_force(
 
 def test_source_address_identity(proxy: Proxy, trust: ssl.SSLContext) -> None:
     """A host named in identity.source_addresses is identified without proxy auth."""
-    assert plain_get(proxy.port, "http://www.example.org/", "www.example.org", source=KIOSK_IP
-                     ).startswith(b"HTTP/1.1 200")
-    allowed, _ = tls_request(proxy.port, "www.linkedin.com:443", "www.linkedin.com",
-                             "www.linkedin.com", trust, source=KIOSK_IP)
+    assert plain_get(
+        proxy.port, "http://www.example.org/", "www.example.org", source=KIOSK_IP
+    ).startswith(b"HTTP/1.1 200")
+    allowed, _ = tls_request(
+        proxy.port,
+        "www.linkedin.com:443",
+        "www.linkedin.com",
+        "www.linkedin.com",
+        trust,
+        source=KIOSK_IP,
+    )
     assert allowed.startswith(b"HTTP/1.1 200")
-    blocked, _ = tls_request(proxy.port, "www.facebook.com:443", "www.facebook.com",
-                             "www.facebook.com", trust, source=KIOSK_IP)
+    blocked, _ = tls_request(
+        proxy.port,
+        "www.facebook.com:443",
+        "www.facebook.com",
+        "www.facebook.com",
+        trust,
+        source=KIOSK_IP,
+    )
     assert blocked.startswith(b"HTTP/1.1 403")
     rec = record_for(proxy, header(blocked, "x-socialgate-ref"))
     assert rec["user"]["name"] == "kiosk-reception"
@@ -250,7 +279,11 @@ def test_source_address_identity(proxy: Proxy, trust: ssl.SSLContext) -> None:
 def test_connect_to_ip_with_social_sni_is_blocked(proxy: Proxy, trust: ssl.SSLContext) -> None:
     """CONNECT to a non-social IP with a social SNI is social: blocked."""
     data, issuer = tls_request(
-        proxy.port, "198.51.100.7:443", "www.facebook.com", "www.facebook.com", trust,
+        proxy.port,
+        "198.51.100.7:443",
+        "www.facebook.com",
+        "www.facebook.com",
+        trust,
         user="carol",
     )
     assert issuer != UPSTREAM_CN
@@ -269,7 +302,12 @@ def test_connect_to_social_network_ip_without_sni_is_blocked(
 def test_host_differs_from_sni_is_blocked(proxy: Proxy, trust: ssl.SSLContext) -> None:
     """An exempt user whose Host disagrees with the social SNI (domain fronting) is blocked."""
     data, _ = tls_request(
-        proxy.port, "x.com:443", "x.com", "www.example.org", trust, user="alice",
+        proxy.port,
+        "x.com:443",
+        "x.com",
+        "www.example.org",
+        trust,
+        user="alice",
     )
     assert data.startswith(b"HTTP/1.1 403")
     rec = record_for(proxy, header(data, "x-socialgate-ref"))

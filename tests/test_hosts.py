@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from proxy_addons.hosts import DomainSet, NetworkSet, normalise_host, parse_domain_lines
-
-import ipaddress
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,11 @@ def _read_head(sock: socket.socket) -> bytes:
 
 def plain_get(proxy_port: int, url: str, host: str, *, source: str = "127.0.0.1") -> bytes:
     """One absolute-form GET through the proxy from ``source``; returns the raw response."""
-    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=10, source_address=(source, 0))
-    sock.sendall(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n".encode())
+    sock = socket.create_connection(
+        ("127.0.0.1", proxy_port), timeout=10, source_address=(source, 0)
+    )
+    head = f"GET {url} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\n"
+    sock.sendall((head + "Connection: close\r\n\r\n").encode())
     data = b""
     while chunk := sock.recv(65536):
         data += chunk

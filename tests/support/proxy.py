@@ -97,7 +97,8 @@ class Proxy:
         ready = threading.Event()
 
         def pump() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
+            assert self.proc is not None
+            assert self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.output.append(line)
                 m = LISTENING.search(line)
