@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote, unquote
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 from mitmproxy.proxy import mode_specs
@@ -25,23 +26,21 @@ from mitmproxy.utils import human
 
 from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.audit.record import Access as AccessSeen
-from proxy_addons.audit.record import Record, access_record, new_ref
+from proxy_addons.audit.record import Record, access_record, event_record, new_ref
 from proxy_addons.decide import Decision, Outcome, Reason, decide, normalise_names
 from proxy_addons.errors import AuditUnavailable
 from proxy_addons.identity import (
     ANONYMOUS,
-    NONE,
-    PROXYAUTH,
-    SOURCE_ADDRESS,
     Identity,
     identify,
     peer_ip,
     scrub_password,
     source_address_user,
 )
-from proxy_addons.pages.render import block_page
+from proxy_addons.pages.render import block_page, reminder_page
 from proxy_addons.policy.model import Access, Policy
 from proxy_addons.policystore import PolicyStore
+from proxy_addons.reminder import ACK_PREFIX, Reminders, is_navigation, safe_next
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +103,7 @@ class Gate:
         self.audit = audit
         self.clock = clock
         self.intercept_social = True
+        self.reminders = Reminders()
         self.conns: weakref.WeakKeyDictionary[connection.Client, ConnState] = (
             weakref.WeakKeyDictionary()
         )
@@ -397,6 +397,15 @@ class Gate:
 
     async def _enforce_request(self, flow: http.HTTPFlow, d: Decision, identity: Identity) -> None:
         ref = new_ref()
+        if d.allowed and identity.user is not None:
+            req = flow.request
+            if req.path.startswith(ACK_PREFIX):
+                d = await self._acknowledge(flow, d, identity.user)
+                if d.allowed:
+                    return
+            elif self._reminder_due(flow, identity.user):
+                self._show_reminder(flow, d, identity, ref)
+                return
         if d.allowed:
             access = self._access(
                 identity,
@@ -416,6 +425,97 @@ class Gate:
                 flow.metadata["socialgate"] = {"outcome": "allowed", "ref": ref}
                 return
         self._block_request(flow, d, identity, ref)
+
+    def _reminder_due(self, flow: http.HTTPFlow, user: str) -> bool:
+        policy = self.store.current
+        if policy is None or policy.reminder is None:
+            return False
+        req = flow.request
+        if not is_navigation(
+            req.method, req.headers.get("accept", ""), req.headers.get("sec-fetch-dest")
+        ):
+            return False
+        return self.reminders.due(user, policy.reminder.every, self.clock())
+
+    def _show_reminder(
+        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
+    ) -> None:
+        """Answer with the code-of-conduct page instead; the request itself is not sent."""
+        policy = self._policy()
+        assert identity.user is not None
+        now = self.clock()
+        nonce = self.reminders.issue(identity.user, ref, now)
+        ack_url = f"{ACK_PREFIX}{nonce}?next={quote(safe_next(flow.request.path), safe='')}"
+        page = reminder_page(
+            policy,
+            site=d.site or d.host,
+            exemption_id=d.exemption_id or "",
+            ack_url=ack_url,
+            ref=ref,
+        )
+        record = self._event(
+            "reminder-shown",
+            f"code-of-conduct reminder shown to {identity.user}",
+            d,
+            identity,
+            flow,
+        )
+        record["event"]["id"] = ref
+        self.audit.submit_nowait(record)
+        flow.response = http.Response.make(
+            200,
+            page.content,
+            {"Content-Type": page.content_type, "Cache-Control": "no-store, max-age=0"},
+        )
+
+    async def _acknowledge(self, flow: http.HTTPFlow, d: Decision, user: str) -> Decision:
+        """Record the acknowledgement, then send the browser where it was going."""
+        req = flow.request
+        nonce = req.path[len(ACK_PREFIX) :].split("?", 1)[0]
+        pending = self.reminders.acknowledge(user, nonce, self.clock())
+        if pending is None:
+            flow.response = http.Response.make(
+                400,
+                b"This acknowledgement link has expired or is not yours. Reload the page.\n",
+                {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"},
+            )
+            return d
+        identity = identify(self._policy(), flow)
+        record = self._event(
+            "reminder-acknowledged", f"{user} acknowledged the code of conduct", d, identity, flow
+        )
+        record["socialgate"]["reminder_ref"] = pending.ref
+        try:
+            await self.audit.submit(record)
+        except AuditUnavailable as e:
+            logger.error("socialgate: acknowledgement not recorded: %s", e)
+            self.reminders.acknowledged.pop(user, None)
+            return replace(d, outcome=Outcome.BLOCKED, reason=Reason.AUDIT_UNAVAILABLE)
+        target = safe_next(unquote(req.query.get("next", "/")))
+        flow.response = http.Response.make(
+            303, b"", {"Location": target, "Cache-Control": "no-store"}
+        )
+        return d
+
+    def _event(
+        self, action: str, message: str, d: Decision, identity: Identity, flow: http.HTTPFlow
+    ) -> Record:
+        policy = self.store.current
+        return event_record(
+            action,
+            message,
+            now=self.clock(),
+            category=["web"],
+            type_=["info"],
+            user=identity.user,
+            socialgate={
+                "exemption_id": d.exemption_id,
+                "site": d.site,
+                "domain": d.host,
+                "source_ip": peer_ip(flow.client_conn),
+                "policy_sha256": policy.sha256 if policy else "",
+            },
+        )
 
     def _block_request(
         self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
@@ -511,5 +611,3 @@ class Gate:
             logger.exception("socialgate: error deciding raw TCP flow")
             flow.kill()
 
-
-__all__ = ["NONE", "PROXYAUTH", "SOURCE_ADDRESS", "Gate"]

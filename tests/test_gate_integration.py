@@ -26,11 +26,7 @@ def client(
 
 
 def record_for(proxy: Proxy, ref: str) -> dict[str, Any]:
-    for _ in range(2):
-        for r in proxy.wait_for_records(1):
-            if r["event"]["id"] == ref:
-                return r
-    raise AssertionError(f"no audit record with event.id {ref}")
+    return proxy.record(ref)
 
 
 def header(raw: bytes, name: str) -> str:
@@ -336,3 +332,46 @@ def test_no_password_or_query_in_audit_log(proxy: Proxy, trust: ssl.SSLContext) 
     assert PASSWORD not in text
     assert "private-words" not in text
     assert "Authorization" not in text
+
+
+# -- code-of-conduct reminder ---------------------------------------------------------
+
+
+def test_reminder_shown_then_acknowledged(
+    proxy: Proxy, servers: Servers, trust: ssl.SSLContext
+) -> None:
+    """An exempt user's first page load shows the code of conduct; acknowledging it continues."""
+    servers.clear()
+    with client(proxy, "bob", trust) as c:
+        first = c.get("https://x.com/feed?tab=1", headers=HTML)
+        assert first.status_code == 200
+        assert "Professional use only" in first.text
+        assert "EX-2026-001" in first.text
+        assert servers.https.hosts() == []  # the page load itself was held back
+        link = first.text.split('id="acknowledge" href="', 1)[1].split('"', 1)[0]
+        link = link.replace("&amp;", "&")
+        # another user cannot use bob's link
+        with client(proxy, "alice", trust) as other:
+            assert other.get(f"https://x.com{link}", headers=HTML).status_code == 400
+        ack = c.get(f"https://x.com{link}", headers=HTML)
+        assert ack.status_code == 303
+        assert ack.headers["location"] == "/feed?tab=1"
+        assert c.get("https://x.com/feed?tab=1", headers=HTML).status_code == 200
+        # acknowledged: no reminder until the interval has passed
+        again = c.get("https://x.com/other", headers=HTML)
+    assert again.text.startswith("upstream https: GET /other")
+    actions = [
+        r["event"]["action"] for r in proxy.records() if r.get("user", {}).get("name") == "bob"
+    ]
+    assert "reminder-shown" in actions
+    assert "reminder-acknowledged" in actions
+    shown_ref = first.text.split("Reference ", 1)[1].split("<", 1)[0].strip()
+    ack_rec = next(r for r in proxy.records() if r["event"]["action"] == "reminder-acknowledged")
+    assert ack_rec["socialgate"]["reminder_ref"] == shown_ref
+
+
+def test_reminder_not_shown_to_api_calls(proxy: Proxy, trust: ssl.SSLContext) -> None:
+    """Background requests (not page loads) are never answered with the reminder."""
+    with client(proxy, "alice", trust) as c:
+        r = c.get("https://x.com/api/data", headers={"Accept": "application/json"})
+    assert r.text.startswith("upstream https: GET /api/data")

@@ -60,7 +60,7 @@ def parts(policy_file: pathlib.Path) -> Iterator[tuple[Gate, ListSink, Any]]:
 def social_flow(user: str | None, host: str = "www.facebook.com", method: str = "GET") -> Any:
     f = tflow.tflow(req=tutils.treq(host=host, port=80, method=method.encode()))
     f.request.headers["host"] = host
-    f.request.headers["accept"] = "text/html"
+    f.request.headers["accept"] = "*/*"
     if user:
         f.metadata["proxyauth"] = (user, "secret-password")
     return f

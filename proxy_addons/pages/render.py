@@ -106,3 +106,28 @@ def block_page(
     text = _env().get_template(name).render(ctx)
     ctype = "text/html; charset=utf-8" if html else "text/plain; charset=utf-8"
     return Page(text.encode("utf-8"), ctype)
+
+
+def reminder_page(
+    policy: Policy,
+    *,
+    site: str,
+    exemption_id: str,
+    ack_url: str,
+    ref: str,
+) -> Page:
+    assert policy.reminder is not None
+    text = (
+        _env()
+        .get_template("reminder.html.j2")
+        .render(
+            organisation=policy.organisation,
+            policy_url=policy.policy_url,
+            site=site,
+            exemption_id=exemption_id,
+            text=policy.reminder.text,
+            ack_url=ack_url,
+            ref=ref,
+        )
+    )
+    return Page(text.encode("utf-8"), "text/html; charset=utf-8")

@@ -103,6 +103,10 @@ exemptions:
     approved_by: d.smith
     granted: {today - d(30)}
     expires: {today + d(30)}
+reminder:
+  every: 24h
+  text: |
+    Professional use only. Do not bring the organisation into disrepute.
 """
     path = directory / "policy.yaml"
     path.write_text(text)

@@ -138,7 +138,18 @@ class Proxy:
     def access_records(self) -> list[dict[str, Any]]:
         return [r for r in self.records() if "outcome" in r.get("socialgate", {})]
 
+    def record(self, ref: str, timeout: float = 5) -> dict[str, Any]:
+        """The audit record with this event.id, once the writer has put it on disk."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for r in self.records():
+                if r["event"]["id"] == ref:
+                    return r
+            time.sleep(0.05)
+        raise AssertionError(f"no audit record with event.id {ref}")
+
     def wait_for_records(self, n: int, timeout: float = 5) -> list[dict[str, Any]]:
+        # Blocked attempts are written by the audit thread without holding the response.
         """Access records, once at least ``n`` are on disk."""
         deadline = time.monotonic() + timeout
         while True:

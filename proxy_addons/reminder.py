@@ -1,0 +1,71 @@
+"""The code-of-conduct reminder exempt staff acknowledge every ``reminder.every``.
+
+Acknowledgements live in memory (a restart shows the reminder again, which
+errs on the side of reminding). The acknowledge link carries a single-use,
+unguessable nonce bound to the user, so a social site cannot acknowledge on
+someone's behalf by embedding the link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+ACK_PREFIX = "/__socialgate/acknowledge/"
+NONCE_TTL = dt.timedelta(hours=1)
+MAX_PENDING = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    user: str
+    issued: dt.datetime
+    ref: str  # event.id of the reminder-shown record
+
+
+class Reminders:
+    def __init__(self) -> None:
+        self.acknowledged: dict[str, dt.datetime] = {}
+        self.pending: dict[str, Pending] = {}
+
+    def due(self, user: str, every: dt.timedelta, now: dt.datetime) -> bool:
+        last = self.acknowledged.get(user)
+        return last is None or now - last >= every
+
+    def issue(self, user: str, ref: str, now: dt.datetime) -> str:
+        if len(self.pending) >= MAX_PENDING:
+            self._expire(now)
+            if len(self.pending) >= MAX_PENDING:
+                self.pending.clear()
+        nonce = secrets.token_urlsafe(24)
+        self.pending[nonce] = Pending(user, now, ref)
+        return nonce
+
+    def acknowledge(self, user: str, nonce: str, now: dt.datetime) -> Pending | None:
+        """The pending reminder this nonce answers, if it is the user's and fresh."""
+        p = self.pending.get(nonce)
+        if p is None or p.user != user or now - p.issued > NONCE_TTL:
+            return None
+        del self.pending[nonce]
+        self.acknowledged[user] = now
+        return p
+
+    def _expire(self, now: dt.datetime) -> None:
+        for nonce, p in list(self.pending.items()):
+            if now - p.issued > NONCE_TTL:
+                del self.pending[nonce]
+
+
+def safe_next(path: str) -> str:
+    """Only a path on the same site: never an open redirect."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def is_navigation(method: str, accept: str, fetch_dest: str | None) -> bool:
+    """A top-level page load, where showing a page instead makes sense."""
+    if method.upper() != "GET" or "text/html" not in accept:
+        return False
+    return fetch_dest in (None, "", "document")
