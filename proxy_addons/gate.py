@@ -610,4 +610,3 @@ class Gate:
         except Exception:
             logger.exception("socialgate: error deciding raw TCP flow")
             flow.kill()
-

@@ -1,98 +1,263 @@
-"""The addon that owns the audit sink: options, lifecycle records, submission.
+"""The addon that owns the audit trail: options, lifecycle records, submission.
 
-The gate never writes files itself: it hands built records to `submit`
-(and waits for allowed requests) so the sink can change without touching it.
+The gate never writes files itself: it hands built records to `submit` (and
+waits, for allowed requests) or `submit_nowait`, so the writer can change
+without touching it. Records are pseudonymised here (if configured), then
+sealed into the chain and written by the `ChainWriter` thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import pathlib
+import socket
+from dataclasses import dataclass
+from typing import Any
 
 from mitmproxy import ctx, exceptions
 
+from proxy_addons.audit.checkpoints import default_checkpoints_path
+from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
+from proxy_addons.audit.pseudonym import Pseudonymiser
 from proxy_addons.audit.record import Record, event_record
-from proxy_addons.audit.sink import AuditSink, JsonLinesSink
+from proxy_addons.audit.writer import FSYNC_MODES, ChainWriter, WriterConfig
 from proxy_addons.errors import AuditError, AuditUnavailable
 from proxy_addons.policy.model import Policy
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_AUDIT_LOG = "logs/audit.jsonl"
+DEFAULT_KEY = "keys/audit-hmac.key"
+DEFAULT_SIGNING_KEY = "keys/audit-signing.key"
+
+_INT_OPTIONS = {
+    # name: (default, minimum)
+    "socialgate_audit_checkpoint_records": (1000, 0),
+    "socialgate_audit_checkpoint_seconds": (60, 0),
+    "socialgate_audit_fsync_interval_ms": (1000, 1),
+    "socialgate_audit_rotate_bytes": (100 * 1024 * 1024, 0),
+    "socialgate_audit_rotate_seconds": (0, 0),
+}
+_PATH_OPTIONS = {
+    "socialgate_audit_log": (
+        DEFAULT_AUDIT_LOG,
+        "audit trail (JSON lines, one ECS record per event)",
+    ),
+    "socialgate_audit_key": (
+        DEFAULT_KEY,
+        "HMAC key of the audit hash chain (generated, mode 0600, if absent); keep it apart "
+        "from the log and a copy off the host: verify needs it",
+    ),
+    "socialgate_audit_signing_key": (
+        DEFAULT_SIGNING_KEY,
+        "Ed25519 key that signs audit checkpoints (generated if absent, public key beside it "
+        "as .pub); empty: no checkpoints",
+    ),
+    "socialgate_audit_checkpoints": (
+        "",
+        "signed checkpoint file, to ship off the host (empty: <log name>.checkpoints beside "
+        "the log)",
+    ),
+    "socialgate_audit_worker": (
+        "",
+        "chain id of this proxy process in the audit trail (empty: the one found in the log, "
+        "else <hostname>:<log file name>); one per process writing its own log",
+    ),
+    "socialgate_audit_pseudonymise_key": (
+        "",
+        "key file for pseudonymising user names with HMAC (generated if absent); whoever holds "
+        "it can re-identify users; empty: real names",
+    ),
+}
+_OPTIONS = {*_INT_OPTIONS, *_PATH_OPTIONS, "socialgate_audit_fsync"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    writer: WriterConfig
+    key: pathlib.Path
+    signing_key: pathlib.Path | None
+    pseudonymise_key: pathlib.Path | None
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _config(options: Any) -> AuditConfig:
+    for name, (_, minimum) in _INT_OPTIONS.items():
+        value = getattr(options, name)
+        if value < minimum:
+            raise exceptions.OptionsError(f"{name}={value}: must be at least {minimum}")
+    fsync = options.socialgate_audit_fsync
+    if fsync not in FSYNC_MODES:
+        raise exceptions.OptionsError(
+            f"socialgate_audit_fsync={fsync}: must be one of {', '.join(FSYNC_MODES)}"
+        )
+    for name in ("socialgate_audit_log", "socialgate_audit_key"):
+        if not getattr(options, name).strip():
+            raise exceptions.OptionsError(f"{name}={getattr(options, name)!r}: must not be empty")
+    log = pathlib.Path(options.socialgate_audit_log)
+    key = pathlib.Path(options.socialgate_audit_key)
+    if key.resolve().parent == log.resolve().parent:
+        raise exceptions.OptionsError(
+            f"socialgate_audit_key={key}: keep the key out of the log directory {log.parent}"
+        )
+    signing = options.socialgate_audit_signing_key.strip()
+    checkpoints = options.socialgate_audit_checkpoints.strip()
+    pseudo = options.socialgate_audit_pseudonymise_key.strip()
+    return AuditConfig(
+        writer=WriterConfig(
+            path=log,
+            worker=options.socialgate_audit_worker.strip(),
+            fsync=fsync,
+            fsync_interval=options.socialgate_audit_fsync_interval_ms / 1000,
+            rotate_bytes=options.socialgate_audit_rotate_bytes,
+            rotate_seconds=float(options.socialgate_audit_rotate_seconds),
+            checkpoints_path=(
+                (pathlib.Path(checkpoints) if checkpoints else default_checkpoints_path(log))
+                if signing
+                else None
+            ),
+            checkpoint_records=options.socialgate_audit_checkpoint_records,
+            checkpoint_seconds=float(options.socialgate_audit_checkpoint_seconds),
+        ),
+        key=key,
+        signing_key=pathlib.Path(signing) if signing else None,
+        pseudonymise_key=pathlib.Path(pseudo) if pseudo else None,
+    )
+
+
+def _lifecycle(action: str, message: str, type_: str, **fields: Any) -> Record:
+    return event_record(
+        action, message, now=_now(), category=["process"], type_=[type_], socialgate=fields
+    )
+
+
 class AuditTrail:
     def __init__(self) -> None:
-        self.sink: AuditSink | None = None
-        self.path: pathlib.Path | None = None
+        self.writer: ChainWriter | None = None
+        self.config: AuditConfig | None = None
+        self.pseudonymiser: Pseudonymiser | None = None
         self.log_query = False
 
-    def load(self, loader: object) -> None:
-        add = loader.add_option  # type: ignore[attr-defined]
+    @property
+    def path(self) -> pathlib.Path | None:
+        return self.config.writer.path if self.config else None
+
+    def load(self, loader: Any) -> None:
+        add = loader.add_option
+        for name, (default, help_) in _PATH_OPTIONS.items():
+            add(name, str, default, f"socialgate: {help_}.")
+        for name, (number, _) in _INT_OPTIONS.items():
+            add(name, int, number, f"socialgate: {name.removeprefix('socialgate_audit_')}.")
         add(
-            "socialgate_audit_log",
+            "socialgate_audit_fsync",
             str,
-            DEFAULT_AUDIT_LOG,
-            "socialgate audit trail (JSON lines, one ECS record per event).",
+            "always",
+            "socialgate: when audit records reach the disk. always: an allowed request waits "
+            "for its record's fsync (batched); interval: it waits for the write, fsync every "
+            "socialgate_audit_fsync_interval_ms; never: only at rotation, checkpoints and exit.",
+            choices=list(FSYNC_MODES),
         )
         add(
             "socialgate_audit_query",
             bool,
             False,
-            "Record URL query strings in the audit trail (off: they may carry personal data).",
+            "socialgate: record URL query strings in the audit trail (off: they may carry "
+            "personal data).",
         )
 
     def configure(self, updated: set[str]) -> None:
         if "socialgate_audit_query" in updated:
             self.log_query = ctx.options.socialgate_audit_query
-        if "socialgate_audit_log" in updated:
-            path = pathlib.Path(ctx.options.socialgate_audit_log)
-            if path == self.path and self.sink is not None:
-                return
-            try:
-                sink = JsonLinesSink(path)
-            except AuditError as e:
-                raise exceptions.OptionsError(f"socialgate_audit_log={path}: {e}") from None
-            old = self.sink
-            self.sink, self.path = sink, path
-            if old is not None:
-                self._lifecycle(old, "audit-stopped", f"audit trail moved to {path}")
-                old.close()
-            self._lifecycle(sink, "audit-started", f"audit trail started: {path}")
+        if not updated & _OPTIONS:
+            return
+        config = _config(ctx.options)
+        if config == self.config and self.writer is not None:
+            return
+        try:
+            key = load_or_create_secret(config.key, "audit key")
+            signing = load_or_create_signing_key(config.signing_key) if config.signing_key else None
+            pseudonymiser = (
+                Pseudonymiser(
+                    load_or_create_secret(config.pseudonymise_key, "pseudonymisation key")
+                )
+                if config.pseudonymise_key
+                else None
+            )
+        except AuditError as e:
+            raise exceptions.OptionsError(f"socialgate audit: {e}") from None
+        if config.signing_key is None:
+            logger.warning(
+                "socialgate audit: no signing key: no checkpoints, a truncated tail "
+                "cannot be detected"
+            )
+        self._close(f"audit trail reconfigured: {config.writer.path}")
+        writer = ChainWriter(
+            config.writer,
+            key,
+            signing,
+            default_worker=f"{socket.gethostname()}:{config.writer.path.name}",
+        )
+        try:
+            writer.open(
+                _lifecycle(
+                    "audit-started",
+                    f"audit trail started: {config.writer.path}",
+                    "start",
+                    fsync=config.writer.fsync,
+                    pseudonymised=pseudonymiser is not None,
+                )
+            )
+        except AuditError as e:
+            raise exceptions.OptionsError(
+                f"socialgate_audit_log={config.writer.path}: {e}"
+            ) from None
+        self.writer, self.config, self.pseudonymiser = writer, config, pseudonymiser
+        logger.info(
+            "socialgate audit: writing %s as worker %r from seq %d (fsync=%s)",
+            config.writer.path,
+            writer.worker,
+            writer.seq,
+            config.writer.fsync,
+        )
 
     def done(self) -> None:
-        if self.sink is not None:
-            self._lifecycle(self.sink, "audit-stopped", "audit trail stopped")
-            self.sink.close()
-            self.sink = None
+        self._close("audit trail stopped")
 
-    def _lifecycle(self, sink: AuditSink, action: str, message: str) -> None:
-        try:
-            sink.submit_nowait(
-                event_record(action, message, now=_now(), category=["process"], type_=["info"])
-            )
-        except AuditUnavailable as e:
-            logger.error("socialgate audit: %s", e)
+    def _close(self, message: str) -> None:
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close(_lifecycle("audit-stopped", message, "end"))
+
+    def _prepare(self, record: Record) -> Record:
+        return self.pseudonymiser.apply(record) if self.pseudonymiser else record
 
     async def submit(self, record: Record) -> None:
-        """Write a record that gates an allowed access; raises AuditUnavailable."""
-        if self.sink is None:
+        """Write a record that gates an allowed access; raises AuditUnavailable.
+
+        Returns once the record is written (and fsynced with fsync=always).
+        """
+        writer = self.writer
+        if writer is None:
             raise AuditUnavailable("the audit trail is not open")
-        await self.sink.submit(record)
+        future = writer.submit(self._prepare(record))
+        assert future is not None
+        await asyncio.wrap_future(future)
 
     def submit_nowait(self, record: Record) -> None:
-        """Write a record without waiting; a failure is logged loudly, not raised."""
+        """Write a record without waiting; a failure is logged loudly, never raised."""
         try:
-            if self.sink is None:
+            writer = self.writer
+            if writer is None:
                 raise AuditUnavailable("the audit trail is not open")
-            self.sink.submit_nowait(record)
-        except AuditUnavailable as e:
-            logger.error("socialgate audit record lost (%s): %s", record["event"]["action"], e)
+            writer.submit(self._prepare(record), wait=False)
+        except Exception as e:  # must never raise into the gate
+            action = record.get("event", {}).get("action", "?") if isinstance(record, dict) else "?"
+            logger.error("socialgate audit: record LOST (%s): %s", action, e)
 
     def policy_loaded(self, old: Policy | None, new: Policy) -> None:
         """PolicyStore listener: every policy put in force is on the record."""
@@ -108,6 +273,25 @@ class AuditTrail:
                     "policy_path": new.path,
                     "previous_sha256": old.sha256 if old else None,
                     "exemptions": len(new.exemptions),
+                },
+            )
+        )
+
+    def policy_reload_failed(self, path: str, error: str, in_force_sha256: str | None) -> None:
+        """A reload was rejected: the last good policy stays in force."""
+        self.submit_nowait(
+            event_record(
+                "policy-reload-failed",
+                f"policy reload failed, previous policy kept: {error}",
+                now=_now(),
+                category=["configuration"],
+                type_=["change"],
+                outcome="failure",
+                reason="invalid-policy",
+                socialgate={
+                    "policy_path": path,
+                    "error": error,
+                    "policy_sha256": in_force_sha256,
                 },
             )
         )

@@ -1,23 +1,26 @@
-"""Where audit records go: JSON lines through a dedicated structlog pipeline.
+"""The evidence pipeline: how a built record becomes one line of the audit trail.
 
-The pipeline is built per sink (never structlog's global configuration), so
-audit records cannot end up in mitmproxy's log nor operations messages in the
-audit trail.
+A dedicated structlog pipeline, built per writer (never structlog's global
+configuration), so audit records cannot end up in mitmproxy's log nor
+operations messages in the audit trail:
+
+* ``@timestamp`` in UTC ISO-8601 (kept if the record has one, as `record.py` sets it);
+* structlog's positional ``event`` becomes ``message`` (ECS ``event`` is passed as ``_event``);
+* exceptions rendered as data without local variables (they may hold passwords);
+* then the chain processors, then a strict JSON serializer: sorted keys, no
+  whitespace, and an unknown type is an error, never a ``repr``.
 """
 
 from __future__ import annotations
 
-import json
-import pathlib
-import threading
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any, Protocol, TextIO
+from collections.abc import MutableMapping, Sequence
+from typing import Any, Protocol
 
 import structlog
 from structlog.typing import Processor
 
+from proxy_addons.audit.chain import canonical, record_hmac
 from proxy_addons.audit.record import Record
-from proxy_addons.errors import AuditUnavailable
 
 
 class AuditSink(Protocol):
@@ -33,86 +36,116 @@ class AuditSink(Protocol):
     def submit_nowait(self, record: Record) -> None:
         """Queue the record without waiting (blocked attempts, lifecycle events)."""
 
-    def close(self) -> None:
-        """Flush and close; later submissions raise `AuditUnavailable`."""
-
 
 def strict_dumps(obj: Any, **_: Any) -> str:
-    """JSON with no fallback: an unknown type is an error, never a ``repr``."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """The canonical JSON form (see `chain.canonical`): no fallback for unknown types."""
+    return canonical(obj)
 
 
 def rename_event_to_message() -> Processor:
-    """structlog's positional ``event`` becomes ``message``; ECS ``event`` travels as ``_event``."""
+    """structlog's ``event`` becomes ``message``; ECS ``event`` is passed as ``_event``."""
     return structlog.processors.EventRenamer(to="message", replace_by="_event")
 
 
+def utc_timestamp() -> Processor:
+    stamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp")
+
+    def add_if_missing(
+        logger: Any, name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if "@timestamp" in event_dict:
+            return event_dict
+        return stamper(logger, name, event_dict)
+
+    return add_if_missing
+
+
+def exceptions_without_locals() -> Processor:
+    return structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False, use_rich=False)
+    )
+
+
 def evidence_processors(extra: Sequence[Processor] = ()) -> list[Processor]:
-    """The audit pipeline: rename, then any chain processors, then strict JSON."""
+    """The audit pipeline: timestamp, rename, exceptions, chain processors, strict JSON."""
     return [
+        utc_timestamp(),
         rename_event_to_message(),
+        exceptions_without_locals(),
         *extra,
         structlog.processors.JSONRenderer(serializer=strict_dumps),
     ]
 
 
-def emit(logger: Any, record: Record) -> None:
-    """Send a built record through a structlog logger of the evidence pipeline."""
+def emit(logger: Any, record: Record) -> Any:
+    """Send a built record through a structlog logger of the evidence pipeline.
+
+    Returns what the logger returns (the rendered line, for a ``ReturnLogger``).
+    """
     fields: MutableMapping[str, Any] = dict(record)
     message = fields.pop("message")
     event = fields.pop("event")
-    logger.info(message, _event=event, **fields)
+    return logger.info(message, _event=event, **fields)
 
 
-class _LineWriter:
-    """structlog logger that appends one line per record and flushes it."""
-
-    def __init__(self, fh: TextIO) -> None:
-        self._fh = fh
-        self._lock = threading.Lock()
-
-    def msg(self, message: str) -> None:
-        with self._lock:
-            self._fh.write(message + "\n")
-            self._fh.flush()
-
-    info = msg
+_FORBIDDEN_KEYS = frozenset(
+    {
+        "password", "passwd", "authorization", "proxy-authorization", "proxy_authorization",
+        "cookie", "cookies", "set-cookie", "headers", "body",
+    }
+)  # fmt: skip
 
 
-class JsonLinesSink:
-    """First-cut sink: synchronous append of one JSON line per record."""
+def forbid_secrets(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Last line of defence: credentials, cookies, headers and bodies have no field here."""
 
-    def __init__(self, path: str | pathlib.Path, extra: Sequence[Processor] = ()) -> None:
-        self.path = pathlib.Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: TextIO | None = self.path.open("a", encoding="utf-8")
-        except OSError as e:
-            raise AuditUnavailable(f"cannot open audit log {self.path}: {e.strerror}") from e
+    def walk(obj: Any) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if str(k).lower() in _FORBIDDEN_KEYS:
+                    raise ValueError(f"field {k!r} may not appear in the audit trail")
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(event_dict)
+    return event_dict
+
+
+class Renderer:
+    """Seals a record into the chain and renders its line (not thread-safe: one per writer)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._pending: dict[str, Any] = {}
+        self._hash = ""
         self._logger = structlog.wrap_logger(
-            _LineWriter(self._fh),
-            processors=evidence_processors(extra),
-            cache_logger_on_first_use=True,
+            structlog.ReturnLogger(),
+            processors=evidence_processors([forbid_secrets, self._seal]),
         )
 
-    def _write(self, record: Record) -> None:
-        if self._fh is None:
-            raise AuditUnavailable(f"audit log {self.path} is closed")
-        try:
-            emit(self._logger, record)
-        except (OSError, ValueError) as e:
-            raise AuditUnavailable(f"cannot write audit log {self.path}: {e}") from e
+    def _seal(
+        self, _: Any, __: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        ns = dict(event_dict.get("socialgate") or {})
+        chain = dict(self._pending)
+        ns["chain"] = chain
+        event_dict["socialgate"] = ns
+        chain["hash"] = self._hash = record_hmac(self._key, dict(event_dict))
+        return event_dict
 
-    async def submit(self, record: Record) -> None:
-        self._write(record)
+    def render(
+        self, record: Record, worker: str, seq: int, prev: str, brk: dict[str, Any] | None = None
+    ) -> tuple[bytes, str]:
+        """The line (with its newline) of ``record`` as ``seq`` of ``worker``, and its hash.
 
-    def submit_nowait(self, record: Record) -> None:
-        self._write(record)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-SinkFactory = Callable[[pathlib.Path], AuditSink]
+        Raises ``ValueError`` / ``TypeError`` for a record that cannot be evidence.
+        """
+        self._pending = {"worker": worker, "seq": seq, "prev": prev}
+        if brk is not None:
+            self._pending["break"] = brk
+        line: str = emit(self._logger, record)
+        return (line + "\n").encode("utf-8"), self._hash

@@ -1,9 +1,110 @@
-"""Commands for `socialgate audit` (being built)."""
+"""`socialgate audit verify`: is the audit trail complete and unaltered?
+
+Exit 0 intact, 1 damaged (each problem printed as ``file:line: what``, the
+first one first), 2 bad usage (no key, no log, unreadable file).
+"""
 
 from __future__ import annotations
 
+import pathlib
+
 import click
+
+from proxy_addons.audit.append import DEFAULT_ADMIN_LOG
+from proxy_addons.audit.checkpoints import default_checkpoints_path
+from proxy_addons.audit.verify import DEFAULT_KEY, is_rotated, series, verify_logs
+from proxy_addons.cli.common import DEFAULT_AUDIT_LOG
+from proxy_addons.errors import AuditError
+
+DEFAULT_PUBKEY = pathlib.Path("keys/audit-signing.pub")
+_MAX_SHOWN = 50
+
+
+def _logs(given: tuple[pathlib.Path, ...]) -> tuple[list[pathlib.Path], list[pathlib.Path]]:
+    """(every file to check, the default checkpoint files of the live logs among them)."""
+    bases = list(given) or [pathlib.Path(DEFAULT_AUDIT_LOG), pathlib.Path(DEFAULT_ADMIN_LOG)]
+    files: list[pathlib.Path] = []
+    checkpoints: list[pathlib.Path] = []
+    for base in bases:
+        found = series(base)
+        if not found:
+            if given:
+                raise AuditError(f"audit log {base} does not exist")
+            continue
+        files.extend(found)
+        live = base if not is_rotated(base) else base.with_name(base.name.rsplit(".", 1)[0])
+        cp = default_checkpoints_path(live)
+        if cp.exists() and cp not in checkpoints:
+            checkpoints.append(cp)
+    if not files:
+        raise AuditError(f"no audit log found (looked for {DEFAULT_AUDIT_LOG})")
+    return files, checkpoints
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the `audit` group."""
+
+    @group.command("verify")
+    @click.argument("logs", nargs=-1, type=click.Path(path_type=pathlib.Path))
+    @click.option(
+        "--checkpoints",
+        "checkpoints",
+        multiple=True,
+        type=click.Path(path_type=pathlib.Path, exists=True, dir_okay=False),
+        help="Signed checkpoint file (repeatable; default: <log name>.checkpoints beside "
+        "each log).",
+    )
+    @click.option(
+        "--key",
+        type=click.Path(path_type=pathlib.Path),
+        default=str(DEFAULT_KEY),
+        show_default=True,
+        help="The chain's HMAC key file.",
+    )
+    @click.option(
+        "--pubkey",
+        type=click.Path(path_type=pathlib.Path),
+        default=None,
+        help=f"Trusted checkpoint public key (default: {DEFAULT_PUBKEY} if present).",
+    )
+    @click.pass_context
+    def verify(
+        ctx: click.Context,
+        logs: tuple[pathlib.Path, ...],
+        checkpoints: tuple[pathlib.Path, ...],
+        key: pathlib.Path,
+        pubkey: pathlib.Path | None,
+    ) -> None:
+        """Prove LOG... (default: logs/audit.jsonl, logs/admin-audit.jsonl and their rotated
+        files) complete and unaltered: exit 0 intact, 1 damaged, 2 bad usage."""
+        files, default_cps = _logs(logs)
+        if pubkey is None and DEFAULT_PUBKEY.exists():
+            pubkey = DEFAULT_PUBKEY
+        report = verify_logs(
+            files,
+            key_path=key,
+            checkpoints_path=list(checkpoints) or default_cps,
+            public_key_path=pubkey,
+        )
+        for problem in report.problems[:_MAX_SHOWN]:
+            click.echo(str(problem))
+        if len(report.problems) > _MAX_SHOWN:
+            click.echo(f"... and {len(report.problems) - _MAX_SHOWN} more problems")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        if not report.checkpoints:
+            click.echo("note: no checkpoints given: a truncated tail cannot be detected")
+        summary = (
+            f"{report.records} records in {report.files} files, {len(report.workers)} chains"
+            + "".join(f"; {w}: seq {a}-{b}" for w, (a, b) in sorted(report.workers.items()))
+            + f"; {report.checkpoints} checkpoints"
+        )
+        if report.ok:
+            click.echo(f"intact: {summary}")
+            return
+        first = report.problems[0]
+        click.echo(
+            f"DAMAGED: first problem at {first.file}:{first.line}: {first.message} "
+            f"({len(report.problems)} problems; {summary})"
+        )
+        ctx.exit(1)

@@ -23,6 +23,7 @@ def _env() -> jinja2.Environment:
         ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
+        keep_trailing_newline=True,
     )
 
 

@@ -1,0 +1,117 @@
+"""Appending records from another process (the admin CLI) to a chain file.
+
+Decision: the CLI writes its own chain file (``logs/admin-audit.jsonl`` by
+convention), never the proxy's live log. The proxy holds an exclusive lock on
+its live file for as long as it runs, so `append_records` on it fails with a
+clear error instead of racing the writer thread. Concurrent CLI invocations
+on the admin file serialise on the same ``flock`` and each re-reads the tail
+under the lock before continuing the chain. `verify` treats the admin file as
+one more worker's chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import pathlib
+import socket
+import time
+from collections.abc import Sequence
+
+from proxy_addons.audit import checkpoints as cps
+from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
+from proxy_addons.audit.record import Record
+from proxy_addons.audit.sink import Renderer
+from proxy_addons.audit.writer import read_tail
+from proxy_addons.errors import AuditError
+
+DEFAULT_ADMIN_LOG = "logs/admin-audit.jsonl"
+LOCK_WAIT_SECONDS = 5.0
+
+
+def _lock(fd: int, path: pathlib.Path) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise AuditError(
+                    f"audit log {path} is locked by another process (the proxy's live log? "
+                    f"admin records go to {DEFAULT_ADMIN_LOG})"
+                ) from None
+            time.sleep(0.05)
+
+
+def append_records(
+    log_path: pathlib.Path,
+    records: Sequence[Record],
+    *,
+    key_path: pathlib.Path,
+    signing_key_path: pathlib.Path | None = None,
+    checkpoints_path: pathlib.Path | None = None,
+    worker: str | None = None,
+) -> None:
+    """Append ``records`` to the chain in ``log_path``, fsynced, under an exclusive lock.
+
+    With ``signing_key_path``, also signs a checkpoint of the new chain head
+    (into ``checkpoints_path``, default ``<log name>.checkpoints``) so a later
+    truncation of the file is detectable. Raises `AuditError`.
+    """
+    if not records:
+        return
+    key = load_or_create_secret(key_path, "audit key")
+    signing = load_or_create_signing_key(signing_key_path) if signing_key_path else None
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    except OSError as e:
+        raise AuditError(f"cannot open audit log {log_path}: {e.strerror}") from None
+    try:
+        _lock(fd, log_path)
+        created = os.fstat(fd).st_size == 0
+        tail = read_tail(log_path, key)
+        chain_worker = tail.worker or worker or f"{socket.gethostname()}:{log_path.name}"
+        renderer = Renderer(key)
+        chunks = [b"\n"] if tail.torn else []
+        seq, prev = tail.seq, tail.hash
+        for i, record in enumerate(records):
+            brk = None
+            if i == 0 and tail.torn:
+                brk = {
+                    "reason": "torn-tail",
+                    "torn_bytes": len(tail.torn),
+                    "torn_sha256": hashlib.sha256(tail.torn).hexdigest(),
+                }
+            try:
+                data, prev = renderer.render(record, chain_worker, seq + 1, prev, brk)
+            except (TypeError, ValueError) as e:
+                raise AuditError(f"audit record rejected: {e}") from None
+            seq += 1
+            chunks.append(data)
+        data = b"".join(chunks)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        if created:
+            dir_fd = os.open(log_path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        if signing is not None:
+            cp_path = checkpoints_path or cps.default_checkpoints_path(log_path)
+            n = cps.last_checkpoint_number(cp_path, chain_worker) + 1
+            body = cps.sign(
+                signing, worker=chain_worker, n=n, seq=seq, hash_=prev,
+                log_name=log_path.name, now=dt.datetime.now(dt.UTC),
+            )  # fmt: skip
+            cps.append_checkpoint(cp_path, body)
+    except OSError as e:
+        raise AuditError(f"cannot append to audit log {log_path}: {e.strerror}") from None
+    finally:
+        os.close(fd)  # releases the lock

@@ -1,0 +1,388 @@
+"""`verify_logs`: prove that audit logs are complete and unaltered.
+
+Each log file belongs to one worker's chain (the worker named in its records).
+Files of a worker are put in chain order by their first sequence number, then
+every record is checked: canonical spelling, HMAC under the audit key, and
+linkage (``seq`` one more than the previous, ``prev`` equal to its hash).
+Signed checkpoints then prove how far each chain reached, which exposes a
+truncated tail or a missing newest file.
+
+Problems (damage: exit 1) name the file and line where the evidence stops
+being trustworthy. Notes are incidents the chain itself accounts for: a line
+torn by a crash mid-write followed by a recovery record, records abandoned
+when a write failed. After a problem the check re-synchronises on the next
+record, so one deleted line is one problem, not a cascade.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import hmac
+import pathlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
+from proxy_addons.audit.checkpoints import Checkpoint, read_checkpoints
+from proxy_addons.audit.keys import load_public_key, load_secret
+from proxy_addons.errors import AuditError
+
+DEFAULT_KEY = pathlib.Path("keys/audit-hmac.key")
+# A break record may link back this far into the previous segment.
+_RECENT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}:{self.line}: {self.message}"
+            if self.line
+            else (f"{self.file}: {self.message}")
+        )
+
+
+@dataclass
+class VerifyReport:
+    records: int = 0
+    files: int = 0
+    checkpoints: int = 0
+    workers: dict[str, tuple[int, int]] = field(default_factory=dict)  # worker -> first, last seq
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    line: int
+    chain: dict[str, Any] | None  # None: the line is not a record
+    error: str = ""
+    torn: bool = False  # last line without its newline
+    hmac_ok: bool = False
+
+
+def _entries(path: pathlib.Path, key: bytes) -> Iterator[_Entry]:
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            torn = not raw.endswith(b"\n")
+            try:
+                if torn:
+                    raise ValueError("incomplete last line")
+                record = parse_line(raw[:-1].decode("utf-8"))
+                chain = chain_of(record)
+            except (ValueError, UnicodeDecodeError) as e:
+                yield _Entry(lineno, None, str(e), torn)
+                continue
+            ok = hmac.compare_digest(record_hmac(key, record), chain["hash"])
+            yield _Entry(lineno, chain, hmac_ok=ok)
+
+
+def _head(path: pathlib.Path, key: bytes) -> tuple[str, int] | None:
+    """(worker, seq) of the first record of a file, for ordering."""
+    for entry in _entries(path, key):
+        if entry.chain is not None:
+            return entry.chain["worker"], entry.chain["seq"]
+    return None
+
+
+class _Walker:
+    """Walks one worker's records in chain order."""
+
+    def __init__(
+        self, worker: str, report: VerifyReport, checkpoints: dict[int, Checkpoint]
+    ) -> None:
+        self.worker = worker
+        self.report = report
+        self.checkpoints = checkpoints
+        self.matched: set[int] = set()
+        self.seq = 0  # last accepted
+        self.hash = GENESIS
+        self.first = 0
+        self.recent: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self.pending_bad: tuple[str, _Entry] | None = None
+        self.last_where = ("", 0)
+
+    def problem(self, file: str, line: int, message: str) -> None:
+        self.report.problems.append(Problem(file, line, message))
+
+    def note(self, file: str, line: int, message: str) -> None:
+        self.report.notes.append(Problem(file, line, message))
+
+    def accept(self, seq: int, hash_: str) -> None:
+        self.seq, self.hash = seq, hash_
+        if not self.first:
+            self.first = seq
+        self.recent[seq] = hash_
+        self.recent.move_to_end(seq)
+        while len(self.recent) > _RECENT:
+            self.recent.popitem(last=False)
+
+    def walk_file(self, path: pathlib.Path, key: bytes) -> None:
+        name = str(path)
+        for entry in _entries(path, key):
+            self.last_where = (name, entry.line)
+            if entry.chain is None:
+                self.resolve_bad(breaks=False)
+                self.pending_bad = (name, entry)
+                continue
+            self.report.records += 1
+            self.record(name, entry, entry.chain)
+
+    def resolve_bad(self, *, breaks: bool, at_end: bool = False) -> None:
+        if self.pending_bad is None:
+            return
+        file, bad = self.pending_bad
+        self.pending_bad = None
+        if breaks:
+            self.note(file, bad.line, f"damaged line ({bad.error}) followed by a recovery record")
+        elif at_end and bad.torn:
+            self.note(file, bad.line, "incomplete last line: the writer stopped mid-write (crash?)")
+        else:
+            self.problem(file, bad.line, f"not a valid audit record: {bad.error}")
+
+    def record(self, file: str, entry: _Entry, chain: dict[str, Any]) -> None:
+        seq, prev, hash_ = chain["seq"], chain["prev"], chain["hash"]
+        brk = chain.get("break")
+        self.resolve_bad(breaks=brk is not None)
+        line = entry.line
+        if chain["worker"] != self.worker:
+            self.problem(
+                file, line, f"record of worker {chain['worker']!r} in a file of {self.worker!r}"
+            )
+            return
+        linked = seq == self.seq + 1 and hmac.compare_digest(prev, self.hash)
+        if not entry.hmac_ok:
+            self.problem(
+                file,
+                line,
+                f"seq {seq}: record altered or forged (HMAC does not match; or the wrong --key)",
+            )
+            if linked:  # altered in place: its neighbours still link to it
+                self.accept(seq, hash_)
+            return
+        if brk is not None and self.seq and not linked:
+            self.break_record(file, line, seq, prev, brk)
+        elif not self.seq and seq != 1:
+            self.problem(
+                file,
+                line,
+                f"chain of worker {self.worker!r} starts at seq {seq}: records 1-{seq - 1} missing "
+                "(earlier file deleted or not given?)",
+            )
+        elif not self.seq and prev != GENESIS:
+            self.problem(file, line, "first record does not start a chain (prev is not genesis)")
+        elif self.seq and seq > self.seq + 1:
+            self.problem(
+                file,
+                line,
+                f"seq {seq} follows seq {self.seq}: "
+                + (
+                    f"record {self.seq + 1}"
+                    if seq == self.seq + 2
+                    else f"records {self.seq + 1}-{seq - 1}"
+                )
+                + " missing (deleted, or a file of the series missing)",
+            )
+        elif self.seq and seq <= self.seq:
+            self.problem(
+                file, line, f"seq {seq} after seq {self.seq}: records out of order or duplicated"
+            )
+        elif self.seq and not linked:
+            self.problem(file, line, f"seq {seq}: prev does not match the hash of seq {self.seq}")
+        elif brk is not None:
+            self.note(file, line, f"seq {seq}: new segment ({brk.get('reason', '?')})")
+        self.accept(seq, hash_)
+        self.check_point(file, line, seq, hash_)
+
+    def break_record(self, file: str, line: int, seq: int, prev: str, brk: dict[str, Any]) -> None:
+        reason = brk.get("reason", "?")
+        known = self.recent.get(seq - 1)
+        if known is None or not hmac.compare_digest(known, prev):
+            self.problem(
+                file,
+                line,
+                f"seq {seq}: new segment ({reason}) links to seq {seq - 1}, which is not in the "
+                "log",
+            )
+            return
+        self.note(
+            file,
+            line,
+            f"seq {seq}: new segment ({reason}); records {seq}-{self.seq} of the failed segment "
+            "were never acknowledged and are superseded",
+        )
+        for s in range(seq, self.seq + 1):
+            self.recent.pop(s, None)
+
+    def check_point(self, file: str, line: int, seq: int, hash_: str) -> None:
+        cp = self.checkpoints.get(seq)
+        if cp is None:
+            return
+        self.matched.add(seq)
+        if not hmac.compare_digest(cp.hash, hash_):
+            self.problem(
+                file, line, f"seq {seq} does not match signed checkpoint {cp.file}:{cp.line}"
+            )
+
+    def finish(self) -> None:
+        self.resolve_bad(breaks=False, at_end=True)
+        file, line = self.last_where
+        for seq, cp in sorted(self.checkpoints.items()):
+            if seq in self.matched:
+                continue
+            if seq > self.seq:
+                self.problem(
+                    file,
+                    line,
+                    f"log of worker {self.worker!r} ends at seq {self.seq}, but checkpoint "
+                    f"{cp.file}:{cp.line} proves seq {seq} was written: tail truncated or newest "
+                    "file missing",
+                )
+                break
+            self.problem(
+                cp.file,
+                cp.line,
+                f"checkpointed record seq {seq} of {self.worker!r} is not in the log",
+            )
+        if self.seq:
+            self.report.workers[self.worker] = (self.first, self.seq)
+
+
+def _load_checkpoints(
+    paths: Sequence[pathlib.Path], public_key_path: pathlib.Path | None, report: VerifyReport
+) -> dict[str, dict[int, Checkpoint]]:
+    trusted = load_public_key(public_key_path) if public_key_path else None
+    by_worker: dict[str, dict[int, Checkpoint]] = {}
+    last: dict[str, Checkpoint] = {}
+    for path in paths:
+        try:
+            checkpoints, bad = read_checkpoints(path, trusted)
+        except OSError as e:
+            raise AuditError(f"cannot read checkpoints {path}: {e.strerror}") from None
+        report.problems.extend(Problem(str(path), line, msg) for line, msg in bad)
+        for cp in checkpoints:
+            report.checkpoints += 1
+            where = (str(path), cp.line)
+            if not cp.signed_ok:
+                report.problems.append(Problem(*where, "checkpoint signature is not valid"))
+                continue
+            before = last.get(cp.worker)
+            if before is not None and cp.public_key != before.public_key and trusted is None:
+                report.problems.append(
+                    Problem(*where, f"checkpoint of {cp.worker!r} signed by a different key")
+                )
+                continue
+            if before is not None and (cp.n != before.n + 1 or cp.seq < before.seq):
+                what = (
+                    "missing before it"
+                    if cp.n > before.n + 1 and cp.seq >= before.seq
+                    else ("signed out of order")
+                )
+                report.problems.append(
+                    Problem(
+                        *where,
+                        f"checkpoint {cp.n} (seq {cp.seq}) of {cp.worker!r} after checkpoint "
+                        f"{before.n} (seq {before.seq}): {what}",
+                    )
+                )
+            last[cp.worker] = cp
+            by_worker.setdefault(cp.worker, {})[cp.seq] = cp
+    if paths and trusted is None and report.checkpoints:
+        report.notes.append(
+            Problem(
+                str(paths[0]),
+                0,
+                "signatures checked against the key in each checkpoint; "
+                "give the trusted public key (--pubkey) for proof of origin",
+            )
+        )
+    return by_worker
+
+
+def verify_logs(
+    paths: Sequence[pathlib.Path],
+    *,
+    key_path: pathlib.Path | None = None,
+    checkpoints_path: pathlib.Path | Sequence[pathlib.Path] | None = None,
+    public_key_path: pathlib.Path | None = None,
+) -> VerifyReport:
+    """Check every given log file (any mix of workers and rotated files).
+
+    Raises `AuditError` for bad input (no key, unreadable file): the caller exits 2.
+    """
+    key = load_secret(key_path or DEFAULT_KEY, "audit key")
+    report = VerifyReport()
+    if checkpoints_path is None:
+        cp_paths: list[pathlib.Path] = []
+    elif isinstance(checkpoints_path, pathlib.Path):
+        cp_paths = [checkpoints_path]
+    else:
+        cp_paths = list(checkpoints_path)
+    checkpoints = _load_checkpoints(cp_paths, public_key_path, report)
+
+    unique: dict[pathlib.Path, pathlib.Path] = {}
+    for p in paths:
+        unique.setdefault(p.resolve(), p)
+    series: dict[str, list[tuple[int, pathlib.Path]]] = {}
+    for path in unique.values():
+        try:
+            head = _head(path, key)
+        except OSError as e:
+            raise AuditError(f"cannot read audit log {path}: {e.strerror}") from None
+        report.files += 1
+        if head is None:
+            empty = path.stat().st_size == 0
+            (report.notes if empty else report.problems).append(
+                Problem(str(path), 0, "empty file" if empty else "no audit record in this file")
+            )
+            continue
+        series.setdefault(head[0], []).append((head[1], path))
+
+    for worker in sorted(series):
+        walker = _Walker(worker, report, checkpoints.get(worker, {}))
+        for _, path in sorted(series[worker], key=lambda item: item[0]):
+            walker.walk_file(path, key)
+        walker.finish()
+    for worker in sorted(set(checkpoints) - set(series)):
+        report.notes.append(
+            Problem(
+                str(cp_paths[0]),
+                0,
+                f"checkpoints of worker {worker!r} not checked: no log of it given",
+            )
+        )
+    return report
+
+
+# Rotated files are ``<live name>.<UTC time>Z`` (see `writer.rotated_name`).
+_ROTATED = re.compile(r"\.\d{8}T\d{12}Z(?:-\d+)?$")
+
+
+def is_rotated(path: pathlib.Path) -> bool:
+    return _ROTATED.search(path.name) is not None
+
+
+def series(path: pathlib.Path) -> list[pathlib.Path]:
+    """A live log and its rotated files, oldest first (the live file last, if it exists).
+
+    A rotated file given by name is returned alone.
+    """
+    if is_rotated(path):
+        return [path]
+    siblings = sorted(
+        p
+        for p in path.parent.glob(glob.escape(path.name) + ".*")
+        if _ROTATED.fullmatch(p.name[len(path.name) :])
+    )
+    return [*siblings, path] if path.exists() else siblings

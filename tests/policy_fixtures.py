@@ -1,0 +1,51 @@
+"""Shared policy texts and helpers for the policy tests (not a conftest: plain imports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data" / "policies"
+PRODUCT_EXAMPLE = DATA / "product_example" / "policy.yaml"
+UNICODE_EXAMPLE = DATA / "unicode" / "policy.yaml"
+SHIPPED = Path(__file__).parent.parent / "policies" / "policy.yaml"
+SHIPPED_SCHEMA = Path(__file__).parent.parent / "policies" / "policy.schema.json"
+
+# A minimal valid policy; its line numbers are relied on by the invalid-case
+# table (line 8 is blocked_categories, lines 10-17 the one exemption).
+VALID = """\
+version: 1
+organisation: Org
+contact: it@example.org
+policy_url: https://example.org/policy
+categories:
+  social:
+    domains: [facebook.com, x.com]
+blocked_categories: [social]
+exemptions:
+  - id: EX-1
+    user: alice
+    sites: [x.com]
+    access: full
+    business_case: Press statements
+    approved_by: d.smith
+    granted: 2026-01-10
+    expires: 2026-12-31
+"""
+
+SCHEDULE = """\
+    schedule:
+      days: [mon, tue]
+      from: "08:00"
+      to: "18:00"
+"""  # appended to VALID: lines 18-21
+
+
+def write_policy(directory: Path, text: str, files: dict[str, str] | None = None) -> Path:
+    """Write ``policy.yaml`` (and category files, relative to it) into ``directory``."""
+    for rel, content in (files or {}).items():
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    path = directory / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
