@@ -330,6 +330,7 @@ def test_no_password_or_query_in_audit_log(proxy: Proxy, trust: ssl.SSLContext) 
         c.get("http://www.facebook.com/?token=private-words")
     text = proxy.audit_log.read_text()
     assert PASSWORD not in text
+    assert PASSWORD not in "".join(proxy.output)  # nor in the operations log
     assert "private-words" not in text
     assert "Authorization" not in text
 

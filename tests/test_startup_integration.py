@@ -249,3 +249,31 @@ def test_one_record_per_blocked_https_request(proxy: Proxy, trust: ssl.SSLContex
     time.sleep(0.3)  # the tunnel has closed: a second record would be on disk by now
     recs = proxy.access_records()[before:]
     assert [r["socialgate"]["stage"] for r in recs] == ["request"]
+
+
+# -- the audit trail fails closed ------------------------------------------------------
+
+
+def test_allowed_traffic_stops_when_the_audit_log_is_removed(
+    tmp_path: pathlib.Path,
+    policy_dir: pathlib.Path,
+    servers: Servers,
+    upstream_cert: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    """If allowed social traffic can no longer be recorded, it is blocked (audit-unavailable)."""
+    proxy = start_proxy(tmp_path, policy_dir, servers)
+    try:
+        trust = trust_for(proxy, upstream_cert)
+        with httpx.Client(proxy=proxy.url("alice"), verify=trust, timeout=10) as c:
+            assert c.get("https://x.com/before").status_code == 200
+            proxy.audit_log.unlink()
+            r = c.get("https://x.com/after")
+            assert r.status_code == 403
+            assert "could not be written" in r.text
+            # non-social traffic is not recorded, so it is unaffected
+            assert c.get("http://www.example.org/").status_code == 200
+        assert "x.com/after" not in " ".join(servers.https.hosts())
+        assert all(s.path != "/after" for s in servers.https.requests)
+    finally:
+        proxy.stop()
+    assert "Allowed social traffic is BLOCKED (audit-unavailable)" in "".join(proxy.output)

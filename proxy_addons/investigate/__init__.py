@@ -1,0 +1,1 @@
+"""Investigators' tools over the audit trail: search, statistics, per-person report."""
