@@ -8,13 +8,14 @@ from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.gate import Gate
 from proxy_addons.identity import CredentialCache
 from proxy_addons.policystore import PolicyStore
+from proxy_addons.reload import PolicyWatcher
 
 
 def make_addons() -> list[Any]:
     # Order matters: the audit trail is configured first so that the policy
-    # store's first swap is recorded; the gate runs after proxyauth (a default
-    # addon) and the credential cache.
+    # store's first swap is recorded (the watcher subscribes to the store and
+    # writes policy-loaded with a summary of what changed); the gate runs after
+    # proxyauth (a default addon) and the credential cache.
     audit = AuditTrail()
     store = PolicyStore()
-    store.subscribe(audit.policy_loaded)
-    return [audit, store, CredentialCache(), Gate(store, audit)]
+    return [audit, store, PolicyWatcher(store, audit), CredentialCache(), Gate(store, audit)]

@@ -124,10 +124,10 @@ def exemption_verdict(
     ``method`` None means a connection-level check (CONNECT, ClientHello):
     the method is checked later, per request, once intercepted.
     """
-    if exemption.revoked is not None and now.date() >= exemption.revoked.date:
-        return Reason.REVOKED
     tz = exemption.schedule.timezone if exemption.schedule else policy.timezone
     today = now.astimezone(tz).date()
+    if exemption.revoked is not None and today >= exemption.revoked.date:
+        return Reason.REVOKED
     if today < exemption.granted:
         return Reason.NOT_YET_VALID
     if today > exemption.expires:

@@ -251,22 +251,27 @@ class Gate:
                 if d.blocked:
                     # The block page comes once the tunnel's first request is intercepted;
                     # until then keep the attempt on file in case it never comes.
-                    ref = new_ref()
-                    access = self._access(
-                        identity,
-                        flow.client_conn,
-                        stage="connect",
-                        scheme="https",
-                        domain=d.host,
-                        port=flow.request.port,
-                    )
-                    state.pending = self._record(d, access, ref)
+                    access = self._connect_access(flow, d, identity)
+                    state.pending = self._record(d, access, new_ref())
                 return
             await self._enforce_connect_without_interception(flow, d, identity)
         except Exception:
             logger.exception("socialgate: error deciding CONNECT %s", flow.request.host)
             state.failed = True
             self._refuse_connect(flow, ERROR_DECISION, new_ref())
+
+    def _connect_access(
+        self, flow: http.HTTPFlow, d: Decision, identity: Identity, status: int | None = None
+    ) -> AccessSeen:
+        return self._access(
+            identity,
+            flow.client_conn,
+            stage="connect",
+            scheme="https",
+            domain=d.host,
+            port=flow.request.port,
+            status=status,
+        )
 
     def _let_source_address_in(self, policy: Policy, flow: http.HTTPFlow) -> bool:
         """Undo proxyauth's 407 for a host the policy identifies by its address."""
@@ -284,15 +289,7 @@ class Gate:
         self, flow: http.HTTPFlow, d: Decision, identity: Identity
     ) -> None:
         ref = new_ref()
-        access = self._access(
-            identity,
-            flow.client_conn,
-            stage="connect",
-            scheme="https",
-            domain=d.host,
-            port=flow.request.port,
-            status=None if d.allowed else 403,
-        )
+        access = self._connect_access(flow, d, identity, status=None if d.allowed else 403)
         if d.allowed:
             try:
                 await self.audit.submit(self._record(d, access, ref))

@@ -3,17 +3,24 @@
 A policy only ever replaces another whole: `swap` is a single reference
 assignment, so a request sees either the old or the new policy, never a mix.
 A policy that fails to load never replaces the one in force.
+
+Loads go through `read_policy`, which also notes the identity (device, inode,
+size, mtime) of every file it read, so the watcher (`proxy_addons.reload`)
+knows which files to watch and whether they changed since.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from mitmproxy import ctx, exceptions
 
 from proxy_addons.errors import PolicyError
-from proxy_addons.policy.load import load_policy
+from proxy_addons.policy.load import MAX_POLICY_BYTES, parse_policy_text
 from proxy_addons.policy.model import Policy
 
 logger = logging.getLogger(__name__)
@@ -22,11 +29,72 @@ DEFAULT_POLICY = "policies/policy.yaml"
 
 Listener = Callable[[Policy | None, Policy], None]
 
+Stamp = tuple[int, int, int, int]  # device, inode, size, mtime (ns)
+# A file that changed while it was read: never equal to a real stamp, so the
+# watcher reads it again.
+UNSTABLE: Stamp = (-1, -1, -1, -1)
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def stamp(path: str) -> Stamp | None:
+    """The file's identity now; None if it does not exist or cannot be read."""
+    try:
+        return stamp_of(os.stat(path))
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One attempt to load the policy: the result, and the files as they were read."""
+
+    path: str
+    policy: Policy | None
+    error: PolicyError | None
+    files: Mapping[str, Stamp | None]  # policy file first, then category files
+
+
+def _read_stamped(path: Path, files: dict[str, Stamp | None], limit: int | None) -> bytes:
+    files[str(path)] = None
+    with path.open("rb") as f:
+        before = stamp_of(os.fstat(f.fileno()))
+        data = f.read() if limit is None else f.read(limit + 1)
+        after = stamp_of(os.fstat(f.fileno()))
+    files[str(path)] = after if before == after else UNSTABLE
+    return data
+
+
+def read_policy(path: str) -> Reading:
+    """Load and validate the policy at ``path``; never raises `PolicyError`."""
+    files: dict[str, Stamp | None] = {}
+    try:
+        data = _read_stamped(Path(path), files, MAX_POLICY_BYTES)
+    except OSError as e:
+        error = PolicyError([(path, 0, f"cannot read policy file: {e.strerror or e}")])
+        return Reading(path, None, error, files)
+    try:
+        if len(data) > MAX_POLICY_BYTES:
+            raise PolicyError([(path, 0, "policy file is too large")])
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise PolicyError([(path, line, "policy file is not UTF-8 text")]) from None
+        policy = parse_policy_text(text, path, read_file=lambda p: _read_stamped(p, files, None))
+    except PolicyError as e:
+        return Reading(path, None, e, files)
+    return Reading(path, policy, None, files)
+
 
 class PolicyStore:
     def __init__(self) -> None:
         self.current: Policy | None = None
         self.path: str = DEFAULT_POLICY
+        # The files behind `current` as they were when read (see `read_policy`).
+        self.files: Mapping[str, Stamp | None] = {}
         self._listeners: list[Listener] = []
 
     def load(self, loader: object) -> None:
@@ -40,13 +108,21 @@ class PolicyStore:
     def configure(self, updated: set[str]) -> None:
         if "socialgate_policy" in updated:
             path = ctx.options.socialgate_policy
-            try:
-                policy = load_policy(path)
-            except PolicyError as e:
+            reading = read_policy(path)
+            if reading.error is not None:
+                for line in reading.error.lines():
+                    logger.error("socialgate policy: %s", line)
                 # Raising makes mitmproxy roll the option back: the last good policy stays.
-                raise exceptions.OptionsError(f"socialgate_policy={path}: {e}") from None
+                raise exceptions.OptionsError(f"socialgate_policy={path}: {reading.error}")
+            assert reading.policy is not None
             self.path = path
-            self.swap(policy)
+            self.install(reading)
+
+    def install(self, reading: Reading) -> None:
+        """Put a successful reading in force (the watcher's way in)."""
+        assert reading.policy is not None
+        self.files = reading.files
+        self.swap(reading.policy)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(old, new)`` after every swap (e.g. to audit policy-loaded)."""

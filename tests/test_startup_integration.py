@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import start_proxy
 from tests.support.certs import UPSTREAM_CN
 from tests.support.client import connect_tunnel, tls_request
-from tests.support.proxy import BIN, ROOT, Proxy
+from tests.support.proxy import BIN, Proxy
 from tests.support.upstream import Servers
 
 pytestmark = pytest.mark.integration
@@ -103,26 +103,9 @@ def test_socialgate_run_refuses_unsupported_mode(
 def test_mitmdump_script_refuses_bad_policy(tmp_path: pathlib.Path) -> None:
     """`mitmdump -s` with a bad policy exits instead of running without the gate."""
     (tmp_path / "policy.yaml").write_text("version: 1\nbogus_key: 1\n")
+    proxy = Proxy(tmp_path, tmp_path / "policy.yaml", tmp_path / "audit.jsonl", 1, 2)
     res = subprocess.run(
-        [
-            str(BIN / "mitmdump"),
-            "-s",
-            str(ROOT / "proxy_addons/socialgate.py"),
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            "0",
-            "--set",
-            f"socialgate_policy={tmp_path / 'policy.yaml'}",
-            "--set",
-            f"socialgate_audit_log={tmp_path / 'audit.jsonl'}",
-            "--set",
-            f"confdir={tmp_path / 'conf'}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        proxy.cmd, cwd=tmp_path, env=proxy.env, capture_output=True, text=True, timeout=60
     )
     # mitmproxy loads -s scripts after it starts listening; until it exits the gate
     # (present, without a policy) blocks everything.

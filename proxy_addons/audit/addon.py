@@ -24,7 +24,6 @@ from proxy_addons.audit.pseudonym import Pseudonymiser
 from proxy_addons.audit.record import Record, event_record
 from proxy_addons.audit.writer import FSYNC_MODES, ChainWriter, WriterConfig
 from proxy_addons.errors import AuditError, AuditUnavailable
-from proxy_addons.policy.model import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -258,24 +257,6 @@ class AuditTrail:
         except Exception as e:  # must never raise into the gate
             action = record.get("event", {}).get("action", "?") if isinstance(record, dict) else "?"
             logger.error("socialgate audit: record LOST (%s): %s", action, e)
-
-    def policy_loaded(self, old: Policy | None, new: Policy) -> None:
-        """PolicyStore listener: every policy put in force is on the record."""
-        self.submit_nowait(
-            event_record(
-                "policy-loaded",
-                f"policy loaded: {new.path}",
-                now=_now(),
-                category=["configuration"],
-                type_=["change"],
-                socialgate={
-                    "policy_sha256": new.sha256,
-                    "policy_path": new.path,
-                    "previous_sha256": old.sha256 if old else None,
-                    "exemptions": len(new.exemptions),
-                },
-            )
-        )
 
     def policy_reload_failed(self, path: str, error: str, in_force_sha256: str | None) -> None:
         """A reload was rejected: the last good policy stays in force."""

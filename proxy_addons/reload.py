@@ -1,0 +1,267 @@
+"""The policy watcher: live reload with the last good policy kept on failure.
+
+Every ``socialgate_reload_interval`` seconds the watcher stats the policy
+file and every category file the policy in force was built from (device,
+inode, size, mtime). On a change it waits until the files stop changing
+(editors save in several steps), then reads and validates in a worker
+thread, so the event loop keeps serving, and swaps the new policy in with one
+reference assignment. SIGHUP reloads at once.
+
+A failed reload changes nothing in force: the errors are logged as
+``file:line: message`` and audited as ``policy-reload-failed``; the watcher
+tries again on the next change. A successful one is audited as
+``policy-loaded`` with the new sha256 and what changed. The gate reads the
+policy in force on every request, so a revocation bites on the next request,
+also on kept-alive and HTTP/2 connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mitmproxy import ctx, exceptions
+
+from proxy_addons.audit.addon import AuditTrail
+from proxy_addons.audit.record import event_record
+from proxy_addons.policy.diff import PolicyDiff, diff_policies
+from proxy_addons.policy.model import Policy
+from proxy_addons.policystore import PolicyStore, Reading, Stamp, read_policy, stamp
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 2.0
+# How long files must stay unchanged before a reload reads them, and how many
+# times to wait for that before reading anyway (the read itself notices a
+# file that changes under it and the next poll retries).
+SETTLE_SECONDS = 0.3
+SETTLE_ROUNDS = 10
+MAX_ERRORS_RECORDED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one reload did: ``loaded``, ``unchanged`` or ``failed``."""
+
+    result: str
+    reading: Reading
+    diff: PolicyDiff | None = None
+    seconds: float = 0.0
+
+
+def _stamps(paths: list[str]) -> dict[str, Stamp | None]:
+    return {p: stamp(p) for p in paths}
+
+
+def _load(path: str, old: Policy | None) -> tuple[Reading, PolicyDiff | None, float]:
+    """Worker thread: read, validate and diff (diffing 1M-entry lists is not free)."""
+    start = time.perf_counter()
+    reading = read_policy(path)
+    diff = None
+    if reading.policy is not None and (old is None or reading.policy.sha256 != old.sha256):
+        diff = diff_policies(old, reading.policy)
+    return reading, diff, time.perf_counter() - start
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PolicyWatcher:
+    def __init__(self, store: PolicyStore, audit: AuditTrail) -> None:
+        self.store = store
+        self.audit = audit
+        self.interval = DEFAULT_INTERVAL
+        # Files to watch and their stamps as last read (successfully or not).
+        self._files: Mapping[str, Stamp | None] = {}
+        self._lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sighup = False
+        # Set by our own reloads just before swapping, read by the listener.
+        self._pending: tuple[Policy, PolicyDiff, str, float] | None = None
+        store.subscribe(self._swapped)
+
+    # -- mitmproxy hooks -----------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "socialgate_reload_interval",
+            float,
+            DEFAULT_INTERVAL,
+            "Seconds between checks of the socialgate policy and category files for changes "
+            "(0: no polling; SIGHUP still reloads).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "socialgate_reload_interval" in updated:
+            value = ctx.options.socialgate_reload_interval
+            if not math.isfinite(value) or value < 0 or 0 < value < 0.1:
+                raise exceptions.OptionsError(
+                    f"socialgate_reload_interval={value}: must be 0 (off) or at least 0.1 seconds"
+                )
+            self.interval = float(value)
+            if self._poller is not None:
+                self._start_polling()
+
+    def running(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            self._sighup = True
+        except (NotImplementedError, RuntimeError, ValueError):
+            # Not the main thread, or no signals on this platform: polling only.
+            logger.info("socialgate: SIGHUP reload unavailable here; polling only")
+        self._start_polling()
+
+    def done(self) -> None:
+        if self._sighup:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._sighup = False
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    # -- triggers ------------------------------------------------------------
+
+    def _start_polling(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    def _on_sighup(self) -> None:
+        logger.info("socialgate: SIGHUP, reloading the policy")
+        task = asyncio.get_running_loop().create_task(self.reload("sighup"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _poll(self) -> None:
+        while self.interval > 0:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check()
+            except Exception:
+                # The watcher must outlive any surprise; the policy in force stays.
+                logger.exception("socialgate: policy watcher check failed")
+
+    def _watched(self) -> dict[str, Stamp | None]:
+        files = dict(self._files or self.store.files)
+        files.setdefault(self.store.path, None)
+        return files
+
+    async def check(self) -> Outcome | None:
+        """Reload if any watched file changed and has settled; None if nothing changed."""
+        known = self._watched()
+        paths = list(known)
+        now = await asyncio.to_thread(_stamps, paths)
+        if now == known:
+            return None
+        for _ in range(SETTLE_ROUNDS):
+            await asyncio.sleep(min(SETTLE_SECONDS, self.interval or SETTLE_SECONDS))
+            later = await asyncio.to_thread(_stamps, paths)
+            if later == now:
+                break
+            now = later
+        return await self.reload("change")
+
+    async def reload(self, trigger: str) -> Outcome:
+        """Read, validate and put in force; keeps the last good policy on failure."""
+        async with self._lock:
+            path = self.store.path
+            old = self.store.current
+            reading, diff, seconds = await asyncio.to_thread(_load, path, old)
+            if path != self.store.path:
+                # socialgate_policy was changed meanwhile: this reading is stale.
+                return Outcome("unchanged", reading, None, seconds)
+            if reading.policy is None:
+                # Watch whatever the failed attempt tried to read, e.g. a
+                # category file that does not exist yet.
+                self._files = {**self._watched(), **reading.files}
+                self._failed(reading, trigger)
+                return Outcome("failed", reading, None, seconds)
+            self._files = reading.files
+            if old is not None and reading.policy.sha256 == old.sha256:
+                self.store.files = reading.files
+                logger.info("socialgate policy unchanged (%s)", path)
+                return Outcome("unchanged", reading, None, seconds)
+            assert diff is not None
+            self._pending = (reading.policy, diff, trigger, seconds)
+            try:
+                self.store.install(reading)
+            finally:
+                self._pending = None
+            return Outcome("loaded", reading, diff, seconds)
+
+    # -- records -------------------------------------------------------------
+
+    def _swapped(self, old: Policy | None, new: Policy) -> None:
+        """PolicyStore listener: every policy put in force is on the record, with its changes."""
+        pending = self._pending
+        if pending is not None and pending[0] is new:
+            _, diff, trigger, seconds = pending
+        else:
+            # Loaded by the store itself (start-up, or the option changed).
+            diff = diff_policies(old, new, domains=False)
+            trigger, seconds = ("startup" if old is None else "option"), 0.0
+            self._files = self.store.files
+        logger.info("socialgate policy loaded (%s): %s", trigger, diff.text())
+        self.audit.submit_nowait(
+            event_record(
+                "policy-loaded",
+                f"policy loaded: {new.path} ({diff.text()})",
+                now=_utcnow(),
+                category=["configuration"],
+                type_=["change"],
+                socialgate={
+                    "policy_path": new.path,
+                    "policy_sha256": new.sha256,
+                    "previous_sha256": old.sha256 if old else None,
+                    "exemptions": len(new.exemptions),
+                    "trigger": trigger,
+                    "load_seconds": round(seconds, 3),
+                    "changes": diff.summary(),
+                },
+            )
+        )
+
+    def _failed(self, reading: Reading, trigger: str) -> None:
+        error = reading.error
+        assert error is not None
+        lines = error.lines()
+        for line in lines:
+            logger.error("socialgate policy reload failed: %s", line)
+        current = self.store.current
+        logger.error(
+            "socialgate: the last good policy stays in force (sha256 %s)",
+            current.sha256[:12] if current else "none",
+        )
+        self.audit.submit_nowait(
+            event_record(
+                "policy-reload-failed",
+                f"policy reload failed, last good policy kept: {lines[0]}",
+                now=_utcnow(),
+                category=["configuration"],
+                type_=["change"],
+                outcome="failure",
+                reason=lines[0],
+                socialgate={
+                    "policy_path": reading.path,
+                    "policy_sha256": current.sha256 if current else None,
+                    "trigger": trigger,
+                    "error_count": len(error.errors),
+                    "errors": [
+                        {"file": f, "line": n, "message": m}
+                        for f, n, m in error.errors[:MAX_ERRORS_RECORDED]
+                    ],
+                },
+            )
+        )
