@@ -38,9 +38,14 @@ def main(argv: list[str] | None = None) -> None:
     except SocialgateError as e:
         click.echo(f"socialgate: {e}", err=True)
         sys.exit(2)
+    except click.UsageError as e:
+        # One line, like every other error: the command, what is wrong, where help is.
+        cmd = e.ctx.command_path if e.ctx is not None else "socialgate"
+        click.echo(f"{cmd}: {e.format_message()} (see '{cmd} --help')", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
-        sys.exit(2 if e.exit_code == 2 or isinstance(e, click.UsageError) else e.exit_code)
+        click.echo(f"socialgate: {e.format_message()}", err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("socialgate: aborted", err=True)
         sys.exit(1)
