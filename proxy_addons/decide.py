@@ -91,7 +91,8 @@ class SiteMatch:
 def classify(policy: Policy, host: str) -> SiteMatch | None:
     """Which blocked category and site a normalised host belongs to, if any."""
     m: Match | None = policy.index.domains.match(host)
-    if m is None and policy.index.networks:
+    # Only IP literals can match networks; skip the costly parse for names.
+    if m is None and policy.index.networks and (host[0].isdigit() or ":" in host):
         ip = parse_ip(host)
         if ip is not None:
             m = policy.index.networks.match(ip)
@@ -152,38 +153,41 @@ def decide_site(
     *,
     upgrade: bool = False,
     intercepted: bool = True,
+    names: tuple[str, ...] = (),
+    mismatch: bool = False,
 ) -> Decision:
-    """The decision for one social name."""
-    base = Decision(
-        Outcome.BLOCKED,
-        Reason.NO_IDENTITY if user is None else Reason.NO_EXEMPTION,
-        host=match.host,
-        category=match.category,
-        entry=match.entry,
-        site=match.site,
-    )
+    """The decision for one social name (``names``/``mismatch`` describe the whole flow)."""
+
+    def made(outcome: Outcome, reason: Reason, ex: Exemption | None = None) -> Decision:
+        return Decision(
+            outcome,
+            reason,
+            match.host,
+            match.category,
+            match.entry,
+            match.site,
+            ex.id if ex else None,
+            ex.access if ex else None,
+            names,
+            mismatch,
+        )
+
     if user is None:
-        return base
+        return made(Outcome.BLOCKED, Reason.NO_IDENTITY)
     closest: tuple[int, Reason, Exemption] | None = None
     for ex in policy.exemptions_by_user.get(user, ()):
         if not covers(ex, match):
             continue
         why = exemption_verdict(policy, ex, method, now, upgrade=upgrade, intercepted=intercepted)
         if why is None:
-            return replace(
-                base,
-                outcome=Outcome.ALLOWED,
-                reason=Reason.EXEMPTION,
-                exemption_id=ex.id,
-                access=ex.access,
-            )
+            return made(Outcome.ALLOWED, Reason.EXEMPTION, ex)
         rank = _CLOSENESS.get(why, 0)
         if closest is None or rank > closest[0]:
             closest = (rank, why, ex)
     if closest is None:
-        return base
+        return made(Outcome.BLOCKED, Reason.NO_EXEMPTION)
     _, why, ex = closest
-    return replace(base, reason=why, exemption_id=ex.id, access=ex.access)
+    return made(Outcome.BLOCKED, why, ex)
 
 
 def normalise_names(names: Sequence[str | None]) -> tuple[str, ...]:
@@ -216,28 +220,27 @@ def decide(
     the flow is blocked as a name mismatch.
     """
     normed = normalise_names(names)
+    mismatch = len(normed) > 1
     decisions: list[Decision] = []
     for host in normed:
         match = classify(policy, host)
         if match is not None:
-            decisions.append(
-                decide_site(
-                    policy, user, match, method, now, upgrade=upgrade, intercepted=intercepted
-                )
+            d = decide_site(
+                policy,
+                user,
+                match,
+                method,
+                now,
+                upgrade=upgrade,
+                intercepted=intercepted,
+                names=normed,
+                mismatch=mismatch,
             )
+            if not d.allowed:
+                return d
+            decisions.append(d)
     if not decisions:
-        return replace(NOT_SOCIAL, names=normed) if len(normed) > 1 else NOT_SOCIAL
-    mismatch = len(normed) > 1
-    for d in decisions:
-        if not d.allowed:
-            return replace(d, names=normed, name_mismatch=mismatch)
-    first = decisions[0]
+        return replace(NOT_SOCIAL, names=normed) if mismatch else NOT_SOCIAL
     if len(decisions) < len(normed):
-        return replace(
-            first,
-            outcome=Outcome.BLOCKED,
-            reason=Reason.NAME_MISMATCH,
-            names=normed,
-            name_mismatch=True,
-        )
-    return replace(first, names=normed, name_mismatch=mismatch)
+        return replace(decisions[0], outcome=Outcome.BLOCKED, reason=Reason.NAME_MISMATCH)
+    return decisions[0]

@@ -7,6 +7,7 @@ reach the same server compare equal.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -49,13 +50,17 @@ def _as_ip(name: str) -> IPAddress | None:
     return None
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalise_host(name: str) -> str | None:
     """Canonical form of a host name or IP literal; None if it is not a valid host.
 
     Lower case, port and trailing dots removed, Unicode converted to IDNA
-    (punycode), IP literals in their compressed canonical form.
+    (punycode), IP literals in their compressed canonical form. Cached: a
+    proxy sees the same few thousand names over and over.
     """
     name = _strip_port(name.strip()).rstrip(".")
+    if len(name) <= 253 and _PLAIN_DOMAIN.match(name):
+        return name  # already canonical, and never an IP literal
     if not name:
         return None
     if not name.isascii():

@@ -37,7 +37,10 @@ def sub(old: str, new: str, base: str = VALID) -> str:
 def site_of(policy: Policy, host: str) -> str | None:
     """``category/site`` of the index entry covering host, as the proxy would see it."""
     m = policy.index.domains.match(host)
-    return None if m is None else m.value.replace("\x1f", "/")
+    if m is None:
+        return None
+    category, _, site = m.value.partition("\x1f")
+    return f"{category}/{site or m.entry}"  # an empty site is the entry itself
 
 
 # --- invalid policies: (id, text, line, message fragment) -----------------------------------
