@@ -10,6 +10,7 @@ leaves in ``flow.metadata`` is scrubbed before any other addon can save it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -23,6 +24,7 @@ from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http
 
+from proxy_addons.hosts import IPAddress
 from proxy_addons.policy.model import Policy
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,11 @@ ANONYMOUS = Identity(None, NONE)
 
 
 def peer_ip(client: connection.Client) -> str:
-    host = str(client.peername[0]) if client.peername else ""
+    return _canonical_ip(str(client.peername[0]) if client.peername else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_ip(host: str) -> str:
     # IPv4-mapped IPv6 (::ffff:10.0.0.1) on dual-stack listeners.
     try:
         ip = ipaddress.ip_address(host)
@@ -53,14 +59,19 @@ def peer_ip(client: connection.Client) -> str:
     return str(mapped) if mapped is not None else str(ip)
 
 
+@functools.lru_cache(maxsize=4096)
+def _as_address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 def source_address_user(policy: Policy, client: connection.Client) -> str | None:
     if not policy.source_addresses:
         return None
-    try:
-        ip = ipaddress.ip_address(peer_ip(client))
-    except ValueError:
-        return None
-    return policy.source_addresses.get(ip)
+    ip = _as_address(peer_ip(client))
+    return None if ip is None else policy.source_addresses.get(ip)
 
 
 def identify(policy: Policy, flow: http.HTTPFlow) -> Identity:

@@ -13,6 +13,7 @@ operations messages in the audit trail:
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping, Sequence
 from typing import Any, Protocol
 
@@ -88,31 +89,22 @@ def emit(logger: Any, record: Record) -> Any:
     return logger.info(message, _event=event, **fields)
 
 
-_FORBIDDEN_KEYS = frozenset(
-    {
-        "password", "passwd", "authorization", "proxy-authorization", "proxy_authorization",
-        "cookie", "cookies", "set-cookie", "headers", "body",
-    }
+_FORBIDDEN_KEYS = (
+    "password", "passwd", "authorization", "proxy-authorization", "proxy_authorization",
+    "cookie", "cookies", "set-cookie", "headers", "body",
 )  # fmt: skip
+# In compact JSON every key follows "{" or ","; inside string values quotes are escaped,
+# so this finds forbidden keys at any depth and never text inside a value.
+_FORBIDDEN_KEY = re.compile(
+    r'[{,]"(' + "|".join(re.escape(k) for k in _FORBIDDEN_KEYS) + r')":', re.IGNORECASE
+)
 
 
-def forbid_secrets(
-    _: Any, __: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def forbid_secrets(line: str) -> None:
     """Last line of defence: credentials, cookies, headers and bodies have no field here."""
-
-    def walk(obj: Any) -> None:
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                if str(k).lower() in _FORBIDDEN_KEYS:
-                    raise ValueError(f"field {k!r} may not appear in the audit trail")
-                walk(v)
-        elif isinstance(obj, list):
-            for v in obj:
-                walk(v)
-
-    walk(event_dict)
-    return event_dict
+    m = _FORBIDDEN_KEY.search(line)
+    if m:
+        raise ValueError(f"field {m.group(1)!r} may not appear in the audit trail")
 
 
 class Renderer:
@@ -124,7 +116,7 @@ class Renderer:
         self._hash = ""
         self._logger = structlog.wrap_logger(
             structlog.ReturnLogger(),
-            processors=evidence_processors([forbid_secrets, self._seal]),
+            processors=evidence_processors([self._seal]),
         )
 
     def _seal(
@@ -148,4 +140,5 @@ class Renderer:
         if brk is not None:
             self._pending["break"] = brk
         line: str = emit(self._logger, record)
+        forbid_secrets(line)  # on the final text: one pass, any depth
         return (line + "\n").encode("utf-8"), self._hash

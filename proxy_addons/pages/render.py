@@ -24,7 +24,14 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         keep_trailing_newline=True,
+        # Templates ship with the package: no stat() of the file on every block page.
+        auto_reload=False,
     )
+
+
+@cache
+def _template(name: str) -> jinja2.Template:
+    return _env().get_template(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +111,7 @@ def block_page(
         "when": now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     name = "block.html.j2" if html else "block.txt.j2"
-    text = _env().get_template(name).render(ctx)
+    text = _template(name).render(ctx)
     ctype = "text/html; charset=utf-8" if html else "text/plain; charset=utf-8"
     return Page(text.encode("utf-8"), ctype)
 
@@ -118,17 +125,13 @@ def reminder_page(
     ref: str,
 ) -> Page:
     assert policy.reminder is not None
-    text = (
-        _env()
-        .get_template("reminder.html.j2")
-        .render(
-            organisation=policy.organisation,
-            policy_url=policy.policy_url,
-            site=site,
-            exemption_id=exemption_id,
-            text=policy.reminder.text,
-            ack_url=ack_url,
-            ref=ref,
-        )
+    text = _template("reminder.html.j2").render(
+        organisation=policy.organisation,
+        policy_url=policy.policy_url,
+        site=site,
+        exemption_id=exemption_id,
+        text=policy.reminder.text,
+        ack_url=ack_url,
+        ref=ref,
     )
     return Page(text.encode("utf-8"), "text/html; charset=utf-8")
