@@ -152,6 +152,12 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    ap.add_argument(
+        "--only",
+        choices=("search", "report", "stats"),
+        action="append",
+        help="run only these commands (repeatable); stats then runs every --by",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
         d = pathlib.Path(args.keep or tmp)
@@ -165,13 +171,12 @@ def main() -> None:
             f"{time.perf_counter() - t0:.1f} s"
         )
         common = ["--policy", "policy.yaml"]
-        results = [
-            run(
+        runs = [
+            (
                 "search --user (1/60 of records), json",
                 ["audit", "search", *common, "--user", "user07", "--format", "json", *logs],
-                d,
             ),
-            run(
+            (
                 "search --site x.com --outcome blocked, csv",
                 [
                     "audit",
@@ -185,9 +190,8 @@ def main() -> None:
                     "csv",
                     *logs,
                 ],
-                d,
             ),
-            run(
+            (
                 "search --since/--until one day, table",
                 [
                     "audit",
@@ -199,26 +203,30 @@ def main() -> None:
                     "2026-02-01",
                     *logs,
                 ],
-                d,
             ),
-            run(
+            (
                 "search, no filter (every record), json",
                 ["audit", "search", *common, "--format", "json", *logs],
-                d,
             ),
-            run(
+            (
                 "report --user --html",
                 ["audit", "report", *common, "--user", "user07", "--html", "report.html", *logs],
-                d,
             ),
-            run("stats (totals)", ["audit", "stats", *common, *logs], d),
-            run("stats --by month", ["audit", "stats", *common, "--by", "month", *logs], d),
-            run(
+            ("stats (totals)", ["audit", "stats", *common, *logs]),
+            ("stats --by month", ["audit", "stats", *common, "--by", "month", *logs]),
+            (
                 "stats --by site --suppress-below 5",
                 ["audit", "stats", *common, "--by", "site", "--suppress-below", "5", *logs],
-                d,
             ),
         ]
+        if args.only:
+            runs = [r for r in runs if r[1][1] in args.only]
+            if "stats" in args.only:
+                runs += [
+                    (f"stats --by {by}", ["audit", "stats", *common, "--by", by, *logs])
+                    for by in ("user", "group", "category", "outcome")
+                ]
+        results = [run(label, argv, d) for label, argv in runs]
         if args.json:
             pathlib.Path(args.json).write_text(
                 json.dumps(

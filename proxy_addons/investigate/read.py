@@ -153,7 +153,7 @@ class LogReader:
     def _open(self, path: pathlib.Path) -> tuple[IO[bytes], IO[bytes]]:
         """(the line stream, the underlying file whose offset measures progress)."""
         try:
-            raw = path.open("rb")
+            raw = path.open("rb", buffering=1 << 20)
         except OSError as e:
             raise AuditError(f"{path}: cannot read audit log: {e.strerror or e}") from None
         if path.suffix == ".gz":

@@ -18,11 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from proxy_addons.investigate import fastfields as ff
 from proxy_addons.investigate import fields as f
+from proxy_addons.investigate.fastscan import Counter, scan
 from proxy_addons.investigate.people import groups_of, holders
-from proxy_addons.investigate.read import Entry
+from proxy_addons.investigate.read import Entry, LogReader
 from proxy_addons.investigate.search import LocalTime
-from proxy_addons.investigate.timeparse import Period
+from proxy_addons.investigate.timeparse import Period, key_to_datetime
 from proxy_addons.policy.model import Policy
 
 BY = ("user", "group", "site", "category", "month", "outcome")
@@ -55,10 +57,7 @@ class Stats:
         }
 
 
-def _keys(
-    by: str | None, e: Entry, user: str, policy: Policy | None, local: LocalTime
-) -> list[str]:
-    r = e.record
+def _keys(by: str | None, r: f.Record, user: str, policy: Policy | None, month: str) -> list[str]:
     match by:
         case None:
             return []
@@ -71,40 +70,130 @@ def _keys(
         case "category":
             return [f.category(r) or "(unknown)"]
         case "month":
-            return [local.at(e.key).strftime("%Y-%m")]
+            return [month]
         case _:
             return [f.outcome(r) or "(unknown)"]
+
+
+# The fields each --by reads (after the timestamp, outcome, user and exemption every row needs).
+_WANTED = {
+    "group": (ff.GROUPS,),
+    "site": (ff.SITE, ff.DOMAIN),
+    "category": (ff.CATEGORY,),
+}
+
+
+class _Months:
+    """``LocalTime(tz).at(key).strftime("%Y-%m")`` for well-formed keys, worked out per minute.
+
+    A zone's offset changes on whole minutes, so every key of a UTC minute is in the
+    same local month; the fast path's keys have their hour, minute and second in range.
+    """
+
+    def __init__(self, tz: dt.tzinfo) -> None:
+        self.tz = tz
+        self.minutes: dict[str, str] = {}
+        self.hours: dict[str, dt.datetime] = {}
+        self.names: dict[tuple[int, int], str] = {}
+
+    def __call__(self, key: str) -> str:
+        minute = key[:16]
+        name = self.minutes.get(minute)
+        if name is None:
+            hour = self.hours.get(key[:13])
+            if hour is None:
+                hour = key_to_datetime(key[:13] + ":00:00.000000Z")
+                if len(self.hours) >= 4096:
+                    self.hours.clear()
+                self.hours[key[:13]] = hour
+            local = (hour + dt.timedelta(minutes=int(key[14:16]))).astimezone(self.tz)
+            name = self.names.get((local.year, local.month))
+            if name is None:
+                name = self.names[local.year, local.month] = local.strftime("%Y-%m")
+            if len(self.minutes) >= 4096:
+                self.minutes.clear()
+            self.minutes[minute] = name
+        return name
+
+
+class _Tally:
+    """The counts so far; records come whole (`add`) or as counted fields (`flush`)."""
+
+    def __init__(self, by: str | None, tz: dt.tzinfo, policy: Policy | None) -> None:
+        self.by = by
+        self.policy = policy
+        self.local = LocalTime(tz)
+        self.rows: dict[str, Bucket] = {}
+        self.total = Bucket()
+        self.seen_allowed: set[str] = set()
+        self.other = 0
+        self.fields = (ff.TS, ff.OUTCOME, ff.USER, ff.EXEMPTION, *_WANTED.get(by or "", ()))
+        self.counts: dict[tuple[Any, ...], int] = {}
+        self.months = _Months(tz)
+
+    def add(self, r: f.Record, key: str, month: str | None = None, n: int = 1) -> None:
+        outcome = f.outcome(r)
+        if outcome is None:
+            self.other += n
+            return
+        user = f.user(r) or f.NO_USER
+        allowed = outcome == "allowed"
+        if self.by == "month" and month is None:
+            month = self.local.at(key).strftime("%Y-%m")
+        buckets = [self.total] + [
+            self.rows.setdefault(k, Bucket())
+            for k in _keys(self.by, r, user, self.policy, month or "")
+        ]
+        for b in buckets:
+            if allowed:
+                b.allowed += n
+            else:
+                b.blocked += n
+            b.users.add(user)
+        if allowed and f.exemption_id(r):
+            self.seen_allowed.add(user)
+
+    def flush(self) -> None:
+        """Count the fast path's field combinations as the records they stand for."""
+        names = self.fields[1:]
+        for seen, n in self.counts.items():
+            # A month-labelled access is (fields, month); anything else is the fields alone.
+            texts, month = seen if isinstance(seen[-1], str) else (seen, None)
+            self.add(ff.partial_record(names, texts), "", month, n)
+        self.counts.clear()
+
+    def counter(self) -> Counter:
+        return Counter(
+            layouts=ff.Layouts(self.fields),
+            counts=self.counts,
+            parsed=self.add,
+            flush=self.flush,
+            label=self.months if self.by == "month" else None,
+        )
+
+    def stats(self, policy: Policy | None, period: Period) -> Stats:
+        in_policy = holders(policy, period)
+        return Stats(
+            self.by,
+            self.rows,
+            self.total,
+            in_policy | self.seen_allowed,
+            len(in_policy),
+            self.other,
+        )
 
 
 def compute(
     entries: Iterable[Entry], by: str | None, tz: dt.tzinfo, policy: Policy | None, period: Period
 ) -> Stats:
-    rows: dict[str, Bucket] = {}
-    total = Bucket()
-    seen_allowed: set[str] = set()
-    other = 0
-    local = LocalTime(tz)
-    for e in entries:
-        r = e.record
-        outcome = f.outcome(r)
-        if outcome is None:
-            other += 1
-            continue
-        user = f.user(r) or f.NO_USER
-        allowed = outcome == "allowed"
-        buckets = [total] + [
-            rows.setdefault(k, Bucket()) for k in _keys(by, e, user, policy, local)
-        ]
-        for b in buckets:
-            if allowed:
-                b.allowed += 1
-            else:
-                b.blocked += 1
-            b.users.add(user)
-        if allowed and f.exemption_id(r):
-            seen_allowed.add(user)
-    in_policy = holders(policy, period)
-    return Stats(by, rows, total, in_policy | seen_allowed, len(in_policy), other)
+    """The counts over ``entries``; a `LogReader` is read the fast way (`fastscan`)."""
+    tally = _Tally(by, tz, policy)
+    if isinstance(entries, LogReader) and not entries.prefilter.groups:
+        scan(entries, tally.counter())
+    else:
+        for e in entries:
+            tally.add(e.record, e.key)
+    return tally.stats(policy, period)
 
 
 def _suppress(value: int, below: int | None) -> int | None:
