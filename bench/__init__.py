@@ -1,0 +1,1 @@
+"""Benchmarks: socialgate against bare mitmdump, side by side (`make bench`)."""
