@@ -9,6 +9,7 @@ from proxy_addons.gate import Gate
 from proxy_addons.identity import CredentialCache
 from proxy_addons.policystore import PolicyStore
 from proxy_addons.reload import PolicyWatcher
+from proxy_addons.startguard import StartGuard
 
 
 def make_addons() -> list[Any]:
@@ -18,4 +19,6 @@ def make_addons() -> list[Any]:
     # proxyauth (a default addon) and the credential cache.
     audit = AuditTrail()
     store = PolicyStore()
-    return [audit, store, PolicyWatcher(store, audit), CredentialCache(), Gate(store, audit)]
+    gate = Gate(store, audit)
+    # StartGuard last: it applies --set values once every socialgate option exists.
+    return [audit, store, PolicyWatcher(store, audit), CredentialCache(), gate, StartGuard()]

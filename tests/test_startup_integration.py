@@ -260,3 +260,24 @@ def test_allowed_traffic_stops_when_the_audit_log_is_removed(
     finally:
         proxy.stop()
     assert "Allowed social traffic is BLOCKED (audit-unavailable)" in "".join(proxy.output)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--set", "socialgate_intercept_social=maybe"),  # mitmproxy cannot parse it
+        ("--set", "socialgate_audit_log=a.jsonl", "--set", "socialgate_audit_log=b.jsonl"),
+    ],
+)
+def test_mitmdump_script_refuses_unparseable_options(
+    tmp_path: pathlib.Path, policy_dir: pathlib.Path, options: tuple[str, ...]
+) -> None:
+    """A --set value mitmproxy cannot apply stops the proxy; it never runs without the gate."""
+    proxy = Proxy(
+        tmp_path, policy_dir / "policy.yaml", tmp_path / "audit.jsonl", 1, 2, options=options
+    )
+    res = subprocess.run(
+        proxy.cmd, cwd=tmp_path, env=proxy.env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode != 0
+    assert "refusing to run without the gate" in res.stdout + res.stderr
