@@ -19,6 +19,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions
 
 from proxy_addons.audit.checkpoints import default_checkpoints_path
+from proxy_addons.audit.commit import GroupCommit
 from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
 from proxy_addons.audit.pseudonym import Pseudonymiser
 from proxy_addons.audit.record import Record, event_record
@@ -141,6 +142,7 @@ class AuditTrail:
         self.config: AuditConfig | None = None
         self.pseudonymiser: Pseudonymiser | None = None
         self.log_query = False
+        self._commit: GroupCommit | None = None  # of the current writer and loop
 
     @property
     def path(self) -> pathlib.Path | None:
@@ -229,6 +231,9 @@ class AuditTrail:
 
     def _close(self, message: str) -> None:
         writer, self.writer = self.writer, None
+        commit, self._commit = self._commit, None
+        if commit is not None:
+            commit.drain()
         if writer is not None:
             writer.close(_lifecycle("audit-stopped", message, "end"))
 
@@ -240,12 +245,25 @@ class AuditTrail:
 
         Returns once the record is written (and fsynced with fsync=always).
         """
+        commit = self._group_commit()
+        if commit is None:
+            raise AuditUnavailable("the audit trail is not open")
+        waiter: asyncio.Future[None] = commit.loop.create_future()
+        commit.add(self._prepare(record), waiter)
+        await waiter
+
+    def _group_commit(self) -> GroupCommit | None:
+        """The current writer's group commit for the running loop (None: trail closed)."""
         writer = self.writer
         if writer is None:
-            raise AuditUnavailable("the audit trail is not open")
-        future = writer.submit(self._prepare(record))
-        assert future is not None
-        await asyncio.wrap_future(future)
+            return None
+        loop = asyncio.get_running_loop()
+        commit = self._commit
+        if commit is None or commit.writer is not writer or commit.loop is not loop:
+            if commit is not None:
+                commit.drain()
+            commit = self._commit = GroupCommit(writer, loop)
+        return commit
 
     def submit_nowait(self, record: Record) -> None:
         """Write a record without waiting; a failure is logged loudly, never raised."""
@@ -253,7 +271,13 @@ class AuditTrail:
             writer = self.writer
             if writer is None:
                 raise AuditUnavailable("the audit trail is not open")
-            writer.submit(self._prepare(record), wait=False)
+            try:
+                commit = self._group_commit()
+            except RuntimeError:  # not on the event loop's thread: hand over directly
+                writer.submit(self._prepare(record), wait=False)
+            else:
+                assert commit is not None
+                commit.add(self._prepare(record), None)
         except Exception as e:  # must never raise into the gate
             action = record.get("event", {}).get("action", "?") if isinstance(record, dict) else "?"
             logger.error("socialgate audit: record LOST (%s): %s", action, e)

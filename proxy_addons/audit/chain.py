@@ -44,6 +44,30 @@ def record_hmac(key: bytes, record: Record) -> str:
     return hmac.new(key, canonical(unsigned).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+_UNSIGNED_CHAIN = '"chain":{"prev":"'
+
+
+def sealed_line(key: bytes, record: Record) -> tuple[str, str]:
+    """The canonical line of ``record`` with ``chain.hash`` filled in, and that hash.
+
+    ``record`` carries ``socialgate.chain`` without ``hash``. The HMAC input is the
+    canonical text of exactly that record, and ``hash`` sorts first among the chain's
+    keys, so the line is that same text with ``"hash":"…",`` inserted after ``{``:
+    one serialisation per record instead of two. A quote is escaped inside JSON
+    strings, so the marker can only be the chain's own structure; a chain with
+    ``break`` (sorted before ``hash``) or any doubt takes the two-pass path.
+    """
+    unsigned = canonical(record)
+    digest = hmac.new(key, unsigned.encode("utf-8"), hashlib.sha256).hexdigest()
+    at = unsigned.find(_UNSIGNED_CHAIN)
+    if at < 0 or unsigned.find(_UNSIGNED_CHAIN, at + 1) >= 0:
+        ns = record[NAMESPACE]
+        full = {**record, NAMESPACE: {**ns, CHAIN_KEY: {**ns[CHAIN_KEY], "hash": digest}}}
+        return canonical(full), digest
+    cut = at + len('"chain":{')
+    return f'{unsigned[:cut]}"hash":"{digest}",{unsigned[cut:]}', digest
+
+
 def seal(
     key: bytes,
     record: Record,

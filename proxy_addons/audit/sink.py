@@ -7,20 +7,21 @@ operations messages in the audit trail:
 * ``@timestamp`` in UTC ISO-8601 (kept if the record has one, as `record.py` sets it);
 * structlog's positional ``event`` becomes ``message`` (ECS ``event`` is passed as ``_event``);
 * exceptions rendered as data without local variables (they may hold passwords);
-* then the chain processors, then a strict JSON serializer: sorted keys, no
-  whitespace, and an unknown type is an error, never a ``repr``.
+* then the seal: the chain fields, the HMAC and the strict canonical JSON in one
+  pass (`chain.sealed_line`): sorted keys, no whitespace, and an unknown type is
+  an error, never a ``repr``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping, Sequence
+from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 import structlog
 from structlog.typing import Processor
 
-from proxy_addons.audit.chain import canonical, record_hmac
+from proxy_addons.audit.chain import sealed_line
 from proxy_addons.audit.record import Record
 
 
@@ -36,11 +37,6 @@ class AuditSink(Protocol):
 
     def submit_nowait(self, record: Record) -> None:
         """Queue the record without waiting (blocked attempts, lifecycle events)."""
-
-
-def strict_dumps(obj: Any, **_: Any) -> str:
-    """The canonical JSON form (see `chain.canonical`): no fallback for unknown types."""
-    return canonical(obj)
 
 
 def rename_event_to_message() -> Processor:
@@ -67,15 +63,9 @@ def exceptions_without_locals() -> Processor:
     )
 
 
-def evidence_processors(extra: Sequence[Processor] = ()) -> list[Processor]:
-    """The audit pipeline: timestamp, rename, exceptions, chain processors, strict JSON."""
-    return [
-        utc_timestamp(),
-        rename_event_to_message(),
-        exceptions_without_locals(),
-        *extra,
-        structlog.processors.JSONRenderer(serializer=strict_dumps),
-    ]
+def evidence_processors() -> list[Processor]:
+    """The audit pipeline before sealing: timestamp, rename, exceptions without locals."""
+    return [utc_timestamp(), rename_event_to_message(), exceptions_without_locals()]
 
 
 def emit(logger: Any, record: Record) -> Any:
@@ -98,13 +88,18 @@ _FORBIDDEN_KEYS = (
 _FORBIDDEN_KEY = re.compile(
     r'[{,]"(' + "|".join(re.escape(k) for k in _FORBIDDEN_KEYS) + r')":', re.IGNORECASE
 )
+# A quote inside a JSON string is escaped, so '"key":' with bare quotes is a key; a
+# plain substring test on the lower-cased line finds what the regex finds, 5x faster.
+_FORBIDDEN_NEEDLES = tuple(f'"{k}":' for k in _FORBIDDEN_KEYS)
 
 
 def forbid_secrets(line: str) -> None:
     """Last line of defence: credentials, cookies, headers and bodies have no field here."""
-    m = _FORBIDDEN_KEY.search(line)
-    if m:
-        raise ValueError(f"field {m.group(1)!r} may not appear in the audit trail")
+    lowered = line.lower()
+    if any(needle in lowered for needle in _FORBIDDEN_NEEDLES):
+        m = _FORBIDDEN_KEY.search(line)
+        name = m.group(1) if m else next(n for n in _FORBIDDEN_NEEDLES if n in lowered)[1:-2]
+        raise ValueError(f"field {name!r} may not appear in the audit trail")
 
 
 class Renderer:
@@ -114,20 +109,19 @@ class Renderer:
         self._key = key
         self._pending: dict[str, Any] = {}
         self._hash = ""
+        # The last processor seals and serialises in one pass (see `chain.sealed_line`),
+        # so the strict canonical JSON is produced once per record.
         self._logger = structlog.wrap_logger(
             structlog.ReturnLogger(),
-            processors=evidence_processors([self._seal]),
+            processors=[*evidence_processors(), self._seal_and_render],
         )
 
-    def _seal(
-        self, _: Any, __: str, event_dict: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
+    def _seal_and_render(self, _: Any, __: str, event_dict: MutableMapping[str, Any]) -> str:
         ns = dict(event_dict.get("socialgate") or {})
-        chain = dict(self._pending)
-        ns["chain"] = chain
+        ns["chain"] = dict(self._pending)
         event_dict["socialgate"] = ns
-        chain["hash"] = self._hash = record_hmac(self._key, dict(event_dict))
-        return event_dict
+        line, self._hash = sealed_line(self._key, dict(event_dict))
+        return line
 
     def render(
         self, record: Record, worker: str, seq: int, prev: str, brk: dict[str, Any] | None = None

@@ -1,9 +1,11 @@
 """The chain writer: one background thread owns the live log file.
 
 Callers hand over records and get a `concurrent.futures.Future` that resolves
-once the record is written (and fsynced, per mode). The thread drains the
-queue in batches: one ``write`` and at most one ``fsync`` per batch (group
-commit), so the cost of durability is shared by everyone waiting.
+once the record is written (and fsynced, per mode), or hand over a list with
+`submit_batch` and get one callback for all of them (the event loop's group
+commit, `commit.py`). The thread drains the queue in batches: one ``write``
+and at most one ``fsync`` per batch (group commit), so the cost of
+durability is shared by everyone waiting.
 
 Fail closed: a failed write or fsync fails every record of the batch, marks
 the writer broken and closes the file. It is never retried on the same file
@@ -136,12 +138,62 @@ def read_tail(path: pathlib.Path, key: bytes) -> Tail:
     return Tail(chain["worker"], chain["seq"], chain["hash"], action, torn)
 
 
+class _Slot:
+    """The outcome of one record of a `submit_batch` batch (read by the writer thread only)."""
+
+    __slots__ = ("error", "settled")
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.settled = False
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return True
+
+    def done(self) -> bool:
+        return self.settled
+
+    def set_result(self, _: None) -> None:
+        self.settled = True
+
+    def set_exception(self, error: BaseException) -> None:
+        self.error, self.settled = error, True
+
+    def outcome(self) -> BaseException | None:
+        if not self.settled:
+            return AuditUnavailable("audit record was not written")
+        return self.error
+
+
 class _Item:
     __slots__ = ("future", "record")
 
-    def __init__(self, record: Record, future: concurrent.futures.Future[None] | None) -> None:
+    def __init__(
+        self, record: Record, future: concurrent.futures.Future[None] | _Slot | None
+    ) -> None:
         self.record = record
         self.future = future
+
+
+BatchDone = Callable[[list[BaseException | None]], None]
+
+
+class _Batch:
+    """Records handed over together; ``on_done`` gets each one's error (or None) once."""
+
+    __slots__ = ("items", "on_done", "slots")
+
+    def __init__(self, records: list[Record], on_done: BatchDone) -> None:
+        self.slots = [_Slot() for _ in records]
+        self.items = [_Item(r, slot) for r, slot in zip(records, self.slots, strict=True)]
+        self.on_done = on_done
+
+    def finish(self) -> None:
+        outcomes = [slot.outcome() for slot in self.slots]
+        try:
+            self.on_done(outcomes)
+        except Exception:
+            logger.exception("socialgate audit: batch callback failed")
 
 
 class _Stop:
@@ -171,7 +223,7 @@ class ChainWriter:
         self._now = now
         self._default_worker = default_worker or config.path.name
         self.worker = ""
-        self._queue: queue.SimpleQueue[_Item | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | _Batch | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._fd: int | None = None
@@ -319,6 +371,17 @@ class ChainWriter:
         self._queue.put(_Item(record, future))
         return future
 
+    def submit_batch(self, records: list[Record], on_done: BatchDone) -> None:
+        """Hand over several records at once; ``on_done`` runs in the writer thread with
+        each record's error (None once written, and fsynced with fsync=always).
+
+        One hand-over and one callback per batch: under load the event loop gathers
+        the records of a whole commit cycle, so the thread is woken once for all of them.
+        """
+        if self._closed or self._thread is None:
+            raise AuditUnavailable(f"audit log {self.path} is closed")
+        self._queue.put(_Batch(records, on_done))
+
     # --- the writer thread ----------------------------------------------
 
     def _deadline(self) -> float | None:
@@ -337,7 +400,7 @@ class ChainWriter:
     def _run(self) -> None:
         while True:
             deadline = self._deadline()
-            batch: list[_Item | _Stop] = []
+            batch: list[_Item | _Batch | _Stop] = []
             try:
                 if deadline is None:
                     batch.append(self._queue.get())
@@ -351,7 +414,14 @@ class ChainWriter:
                 except queue.Empty:
                     break
             stop = next((i for i in batch if isinstance(i, _Stop)), None)
-            items = [i for i in batch if isinstance(i, _Item)]
+            items: list[_Item] = []
+            batches: list[_Batch] = []
+            for i in batch:
+                if isinstance(i, _Item):
+                    items.append(i)
+                elif isinstance(i, _Batch):
+                    batches.append(i)
+                    items.extend(i.items)
             try:
                 if items:
                     self._write_batch(items)
@@ -360,6 +430,8 @@ class ChainWriter:
                 logger.exception("socialgate audit: writer error")
                 for item in items:
                     self._reject(item, AuditUnavailable("audit writer error"))
+            for b in batches:
+                b.finish()
             if stop is not None:
                 self._shutdown(stop)
                 return
@@ -649,6 +721,11 @@ class ChainWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            closed = AuditUnavailable(f"audit log {self.path} is closed")
             if isinstance(item, _Item):
-                self._reject(item, AuditUnavailable(f"audit log {self.path} is closed"))
+                self._reject(item, closed)
+            elif isinstance(item, _Batch):
+                for member in item.items:
+                    self._reject(member, closed)
+                item.finish()
         stop.done.set()
