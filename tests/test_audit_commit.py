@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from proxy_addons.audit.commit import BatchCallback, GroupCommit
+from proxy_addons.audit.commit import GroupCommit
 from proxy_addons.audit.record import Record
+from proxy_addons.audit.writer import BatchDone
 from proxy_addons.errors import AuditUnavailable
 
 
@@ -24,7 +25,7 @@ class FakeWriter:
         self.release = threading.Event()
         self.release.set()
 
-    def submit_batch(self, records: list[Record], on_done: BatchCallback) -> None:
+    def submit_batch(self, records: list[Record], on_done: BatchDone) -> None:
         if self.closed:
             raise AuditUnavailable("audit log is closed")
         numbers = [r["n"] for r in records]

@@ -245,18 +245,16 @@ class AuditTrail:
 
         Returns once the record is written (and fsynced with fsync=always).
         """
-        commit = self._group_commit()
-        if commit is None:
+        writer = self.writer
+        if writer is None:
             raise AuditUnavailable("the audit trail is not open")
+        commit = self._group_commit(writer)
         waiter: asyncio.Future[None] = commit.loop.create_future()
         commit.add(self._prepare(record), waiter)
         await waiter
 
-    def _group_commit(self) -> GroupCommit | None:
-        """The current writer's group commit for the running loop (None: trail closed)."""
-        writer = self.writer
-        if writer is None:
-            return None
+    def _group_commit(self, writer: ChainWriter) -> GroupCommit:
+        """``writer``'s group commit for the running loop (RuntimeError: no loop here)."""
         loop = asyncio.get_running_loop()
         commit = self._commit
         if commit is None or commit.writer is not writer or commit.loop is not loop:
@@ -272,11 +270,10 @@ class AuditTrail:
             if writer is None:
                 raise AuditUnavailable("the audit trail is not open")
             try:
-                commit = self._group_commit()
+                commit = self._group_commit(writer)
             except RuntimeError:  # not on the event loop's thread: hand over directly
                 writer.submit(self._prepare(record), wait=False)
             else:
-                assert commit is not None
                 commit.add(self._prepare(record), None)
         except Exception as e:  # must never raise into the gate
             action = record.get("event", {}).get("action", "?") if isinstance(record, dict) else "?"

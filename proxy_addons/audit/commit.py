@@ -17,6 +17,7 @@ import logging
 from typing import Protocol
 
 from proxy_addons.audit.record import Record
+from proxy_addons.audit.writer import BatchDone
 from proxy_addons.errors import AuditUnavailable
 
 logger = logging.getLogger(__name__)
@@ -25,15 +26,9 @@ Waiter = asyncio.Future[None] | None  # None: nobody waits (blocked attempts, li
 
 
 class BatchWriter(Protocol):
-    def submit_batch(
-        self,
-        records: list[Record],
-        on_done: BatchCallback,
-    ) -> None: ...
+    """What group commit needs of `ChainWriter`."""
 
-
-class BatchCallback(Protocol):
-    def __call__(self, errors: list[BaseException | None], /) -> None: ...
+    def submit_batch(self, records: list[Record], on_done: BatchDone) -> None: ...
 
 
 def _action(record: Record) -> str:
@@ -64,21 +59,23 @@ class GroupCommit:
         if self._in_flight or not self._pending:
             return
         batch, self._pending = self._pending, []
-        self._in_flight = True
-        try:
-            self.writer.submit_batch([r for r, _ in batch], self._done_callback(batch))
-        except AuditUnavailable as e:
-            self._in_flight = False
-            _settle(batch, [e] * len(batch))
+        self._in_flight = self._hand_over(batch)
 
-    def _done_callback(self, batch: list[tuple[Record, Waiter]]) -> BatchCallback:
+    def _hand_over(self, batch: list[tuple[Record, Waiter]]) -> bool:
+        """Give ``batch`` to the writer; False (waiters failed) if it refuses."""
+
         def done(errors: list[BaseException | None]) -> None:  # in the writer thread
             try:
                 self.loop.call_soon_threadsafe(self._committed, batch, errors)
-            except RuntimeError:  # the loop is closed: nobody is left waiting
-                _settle_without_loop(batch, errors)
+            except RuntimeError:  # the loop is closed: nobody is left waiting, log losses
+                _settle([(record, None) for record, _ in batch], errors)
 
-        return done
+        try:
+            self.writer.submit_batch([record for record, _ in batch], done)
+        except AuditUnavailable as e:
+            _settle(batch, [e] * len(batch))
+            return False
+        return True
 
     def _committed(
         self, batch: list[tuple[Record, Waiter]], errors: list[BaseException | None]
@@ -90,12 +87,8 @@ class GroupCommit:
     def drain(self) -> None:
         """Hand everything still gathered to the writer now (before it is closed)."""
         batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            self.writer.submit_batch([r for r, _ in batch], self._done_callback(batch))
-        except AuditUnavailable as e:
-            _settle(batch, [e] * len(batch))
+        if batch:
+            self._hand_over(batch)
 
 
 def _settle(batch: list[tuple[Record, Waiter]], errors: list[BaseException | None]) -> None:
@@ -108,11 +101,3 @@ def _settle(batch: list[tuple[Record, Waiter]], errors: list[BaseException | Non
                 waiter.set_result(None)
             else:
                 waiter.set_exception(error)
-
-
-def _settle_without_loop(
-    batch: list[tuple[Record, Waiter]], errors: list[BaseException | None]
-) -> None:
-    for (record, _), error in zip(batch, errors, strict=True):
-        if error is not None:
-            logger.error("socialgate audit: record LOST (%s): %s", _action(record), error)

@@ -716,12 +716,12 @@ class ChainWriter:
             logger.critical("socialgate audit: stopped while %s cannot be written", self.path)
         self._close_fd()
         # Anything that raced the stop is lost: say so rather than drop it quietly.
+        closed = AuditUnavailable(f"audit log {self.path} is closed")
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            closed = AuditUnavailable(f"audit log {self.path} is closed")
             if isinstance(item, _Item):
                 self._reject(item, closed)
             elif isinstance(item, _Batch):
