@@ -20,12 +20,12 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions
 
 from proxy_addons.errors import PolicyError
+from proxy_addons.paths import DEFAULT_POLICY
 from proxy_addons.policy.load import MAX_POLICY_BYTES, parse_policy_text
 from proxy_addons.policy.model import Policy
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_POLICY = "policies/policy.yaml"
 
 Listener = Callable[[Policy | None, Policy], None]
 

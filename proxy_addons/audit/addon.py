@@ -25,12 +25,10 @@ from proxy_addons.audit.pseudonym import Pseudonymiser
 from proxy_addons.audit.record import Record, event_record
 from proxy_addons.audit.writer import FSYNC_MODES, ChainWriter, WriterConfig
 from proxy_addons.errors import AuditError, AuditUnavailable
+from proxy_addons.paths import DEFAULT_AUDIT_LOG, DEFAULT_KEY, DEFAULT_SIGNING_KEY
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_AUDIT_LOG = "logs/audit.jsonl"
-DEFAULT_KEY = "keys/audit-hmac.key"
-DEFAULT_SIGNING_KEY = "keys/audit-signing.key"
 
 _INT_OPTIONS = {
     # name: (default, minimum)

@@ -26,8 +26,8 @@ from proxy_addons.audit.record import Record
 from proxy_addons.audit.sink import Renderer
 from proxy_addons.audit.writer import read_tail
 from proxy_addons.errors import AuditError
+from proxy_addons.paths import DEFAULT_ADMIN_LOG
 
-DEFAULT_ADMIN_LOG = "logs/admin-audit.jsonl"
 LOCK_WAIT_SECONDS = 5.0
 
 

@@ -29,8 +29,8 @@ from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
 from proxy_addons.audit.checkpoints import Checkpoint, read_checkpoints
 from proxy_addons.audit.keys import load_public_key, load_secret
 from proxy_addons.errors import AuditError
+from proxy_addons.paths import DEFAULT_KEY
 
-DEFAULT_KEY = pathlib.Path("keys/audit-hmac.key")
 # A break record may link back this far into the previous segment.
 _RECENT = 100_000
 
@@ -321,7 +321,7 @@ def verify_logs(
 
     Raises `AuditError` for bad input (no key, unreadable file): the caller exits 2.
     """
-    key = load_secret(key_path or DEFAULT_KEY, "audit key")
+    key = load_secret(key_path or pathlib.Path(DEFAULT_KEY), "audit key")
     report = VerifyReport()
     if checkpoints_path is None:
         cp_paths: list[pathlib.Path] = []

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from proxy_addons.cli.common import DEFAULT_AUDIT_LOG, policy_option
+from proxy_addons.cli.common import policy_option
 from proxy_addons.errors import ConfigError
 from proxy_addons.investigate import report as report_mod
 from proxy_addons.investigate import search as search_mod
@@ -30,9 +30,8 @@ from proxy_addons.investigate.filters import OUTCOMES, make_criteria
 from proxy_addons.investigate.progress import StderrConsole
 from proxy_addons.investigate.read import LogReader, Prefilter, default_logs
 from proxy_addons.investigate.timeparse import Period, parse_zone, period
+from proxy_addons.paths import DEFAULT_AUDIT_LOG, DEFAULT_KEY
 from proxy_addons.policy.model import Policy
-
-DEFAULT_KEY = pathlib.Path("keys/audit-hmac.key")  # where `socialgate run` keeps the chain key
 
 
 def _common[C: Callable[..., Any]](f: C) -> C:
@@ -278,8 +277,8 @@ def report(
     zone, zone_name = _zone(tz_name, policy)
     when = period(since, until, zone)
     paths = _logs(logs)
-    if key is None and DEFAULT_KEY.exists():
-        key = DEFAULT_KEY
+    if key is None and pathlib.Path(DEFAULT_KEY).exists():
+        key = pathlib.Path(DEFAULT_KEY)
     integrity = report_mod.check_integrity(paths, key, checkpoints)
     console = StderrConsole()
     criteria = make_criteria(users=(user,))

@@ -10,13 +10,11 @@ import pathlib
 
 import click
 
-from proxy_addons.audit.append import DEFAULT_ADMIN_LOG
 from proxy_addons.audit.checkpoints import default_checkpoints_path
-from proxy_addons.audit.verify import DEFAULT_KEY, is_rotated, series, verify_logs
-from proxy_addons.cli.common import DEFAULT_AUDIT_LOG
+from proxy_addons.audit.verify import is_rotated, series, verify_logs
 from proxy_addons.errors import AuditError
+from proxy_addons.paths import DEFAULT_ADMIN_LOG, DEFAULT_AUDIT_LOG, DEFAULT_KEY, DEFAULT_PUBKEY
 
-DEFAULT_PUBKEY = pathlib.Path("keys/audit-signing.pub")
 _MAX_SHOWN = 50
 
 
@@ -78,8 +76,8 @@ def register(group: click.Group) -> None:
         """Prove LOG... (default: logs/audit.jsonl, logs/admin-audit.jsonl and their rotated
         files) complete and unaltered: exit 0 intact, 1 damaged, 2 bad usage."""
         files, default_cps = _logs(logs)
-        if pubkey is None and DEFAULT_PUBKEY.exists():
-            pubkey = DEFAULT_PUBKEY
+        if pubkey is None and pathlib.Path(DEFAULT_PUBKEY).exists():
+            pubkey = pathlib.Path(DEFAULT_PUBKEY)
         report = verify_logs(
             files,
             key_path=key,

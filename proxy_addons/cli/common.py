@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-DEFAULT_POLICY = "policies/policy.yaml"
-DEFAULT_AUDIT_LOG = "logs/audit.jsonl"
-
-
-def default_policy() -> str:
-    return os.environ.get("SOCIALGATE_POLICY") or DEFAULT_POLICY
+from proxy_addons.paths import DEFAULT_POLICY, default_policy
 
 
 def policy_option[F: Callable[..., Any]](f: F) -> F:

@@ -20,12 +20,12 @@ from typing import Any
 
 import click
 
-from proxy_addons.audit.addon import DEFAULT_KEY, DEFAULT_SIGNING_KEY
-from proxy_addons.audit.append import DEFAULT_ADMIN_LOG, append_records
+from proxy_addons.audit.append import append_records
 from proxy_addons.audit.record import Record, event_record
 from proxy_addons.cli.common import policy_option
 from proxy_addons.decide import Reason, exemption_verdict
 from proxy_addons.errors import AuditError, ConfigError
+from proxy_addons.paths import DEFAULT_ADMIN_LOG, DEFAULT_KEY, DEFAULT_SIGNING_KEY
 from proxy_addons.policy import edit
 from proxy_addons.policy.load import load_policy
 from proxy_addons.policy.model import Access, Exemption, Policy, Schedule

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from proxy_addons.cli.common import default_policy
 from proxy_addons.errors import PolicyError
+from proxy_addons.paths import default_policy
 from proxy_addons.policy.load import load_policy
 from proxy_addons.policy.model import Policy
 

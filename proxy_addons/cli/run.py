@@ -17,8 +17,9 @@ from typing import Any
 import click
 
 from proxy_addons.addons import make_addons
-from proxy_addons.cli.common import DEFAULT_AUDIT_LOG, policy_option
+from proxy_addons.cli.common import policy_option
 from proxy_addons.errors import ConfigError
+from proxy_addons.paths import DEFAULT_AUDIT_LOG
 from proxy_addons.policy.load import load_policy
 
 
