@@ -12,6 +12,7 @@ from tests.support.certs import make_cert
 from tests.support.policies import write_htpasswd, write_policy
 from tests.support.proxy import Proxy
 from tests.support.upstream import Servers
+from tests.support.wire import WireServers
 
 UPSTREAM_NAMES = [
     "example.org",
@@ -79,3 +80,29 @@ def trust(proxy: Proxy, upstream_cert: tuple[pathlib.Path, pathlib.Path]) -> ssl
     ctx = ssl.create_default_context(cafile=str(proxy.ca))
     ctx.load_verify_locations(cafile=str(upstream_cert[0]))
     return ctx
+
+
+@pytest.fixture(scope="session")
+def wire(upstream_cert: tuple[pathlib.Path, pathlib.Path]) -> Iterator[WireServers]:
+    """Upstreams that record raw bytes: the proof of what reached a site."""
+    w = WireServers(str(upstream_cert[0]), str(upstream_cert[1]))
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def wire_proxy(
+    tmp_path_factory: pytest.TempPathFactory, policy_dir: pathlib.Path, wire: WireServers
+) -> Iterator[Proxy]:
+    """A real mitmdump with socialgate whose every server connection goes to `wire`."""
+    workdir = tmp_path_factory.mktemp("wire-proxy")
+    p = Proxy(
+        workdir,
+        policy_dir / "policy.yaml",
+        workdir / "audit.jsonl",
+        wire.http.port,
+        wire.https.port,
+        options=("--set", f"proxyauth=@{policy_dir / 'htpasswd'}"),
+    ).start()
+    yield p
+    p.stop()
