@@ -9,12 +9,12 @@ import sys
 import textwrap
 
 import pytest
-from test_audit_support import WHEN, Env
 
 from proxy_addons.audit.append import append_records
 from proxy_addons.audit.record import event_record
 from proxy_addons.audit.verify import verify_logs
 from proxy_addons.errors import AuditError
+from tests.support.audit_env import WHEN, Env
 
 
 def grant(i: int) -> dict:  # type: ignore[type-arg]
@@ -80,7 +80,7 @@ CONCURRENT = textwrap.dedent(
     """
     import pathlib, sys
     sys.path.insert(0, sys.argv[2])
-    from test_audit_append import grant
+    from tests.test_audit_append import grant
     from proxy_addons.audit.append import append_records
     root = pathlib.Path(sys.argv[1])
     for i in range(20):
@@ -92,9 +92,9 @@ CONCURRENT = textwrap.dedent(
 
 def test_concurrent_appenders_serialise(env: Env) -> None:
     """Three processes appending at once still produce one intact chain."""
-    here = str(pathlib.Path(__file__).parent)
+    root = str(pathlib.Path(__file__).parents[1])
     procs = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT, str(env.root), here]) for _ in range(3)
+        subprocess.Popen([sys.executable, "-c", CONCURRENT, str(env.root), root]) for _ in range(3)
     ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     report = verify_logs([admin_log(env)], key_path=env.key_path)

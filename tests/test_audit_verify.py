@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from test_audit_support import Env
 
 from proxy_addons.audit.chain import canonical
 from proxy_addons.audit.verify import verify_logs
+from tests.support.audit_env import Env
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_audit_support import Env, rec
 
 from proxy_addons.audit.writer import ChainWriter, rotated_name
 from proxy_addons.errors import AuditError, AuditUnavailable
+from tests.support.audit_env import Env, rec
 
 
 @pytest.fixture
@@ -318,7 +318,7 @@ CRASHER = textwrap.dedent(
     """
     import pathlib, sys
     sys.path.insert(0, sys.argv[2])
-    from test_audit_support import Env, rec
+    from tests.support.audit_env import Env, rec
     env = Env(pathlib.Path(sys.argv[1]))
     w = env.writer(fsync="never")
     i = 0
@@ -334,7 +334,7 @@ CRASHER = textwrap.dedent(
 def test_kill_9_during_load_then_restart_verifies(env: Env) -> None:
     """SIGKILL while writing, restart, more records: the whole trail verifies."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", CRASHER, str(env.root), str(pathlib.Path(__file__).parent)]
+        [sys.executable, "-c", CRASHER, str(env.root), str(pathlib.Path(__file__).parents[1])]
     )
     try:
         deadline = time.monotonic() + 20

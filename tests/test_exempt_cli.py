@@ -16,7 +16,9 @@ import pytest
 from proxy_addons.audit.verify import verify_logs
 from proxy_addons.policy import edit
 from proxy_addons.policy.load import load_policy
-from tests.reload_support import BIN, Run, Socialgate, make_runner, policy_text, today, write_policy
+from tests.support.cli import Run, Socialgate, make_runner
+from tests.support.commented_policy import policy_text, today, write_policy
+from tests.support.proxy import BIN
 
 Y = today().year
 D = dt.timedelta

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.investigate_data import Ev, socialgate, write_key, write_logs, write_policy
+from tests.support.audit_scenario import Ev, write_key, write_logs, write_policy
+from tests.support.cli import socialgate
 
 
 @pytest.fixture

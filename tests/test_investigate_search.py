@@ -1,4 +1,4 @@
-"""`socialgate audit search` over generated logs with known content (tests/investigate_data.py)."""
+"""`socialgate audit search` over generated logs with known content (support/audit_scenario.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pathlib
 
 import pytest
 
-from tests.investigate_data import SCENARIO, Ev, Result, ref, socialgate, write_logs, write_policy
+from tests.support.audit_scenario import SCENARIO, Ev, ref, write_logs, write_policy
+from tests.support.cli import Result, socialgate
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`socialgate audit stats`: exact counts over the known scenario (tests/investigate_data.py)."""
+"""`socialgate audit stats`: exact counts over the known scenario (support/audit_scenario.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.investigate_data import Ev, socialgate, write_logs, write_policy
+from tests.support.audit_scenario import Ev, write_logs, write_policy
+from tests.support.cli import socialgate
 
 
 @pytest.fixture

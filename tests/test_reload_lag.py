@@ -16,7 +16,7 @@ import pytest
 
 from proxy_addons.policystore import PolicyStore, read_policy
 from proxy_addons.reload import PolicyWatcher
-from tests.reload_support import write_policy
+from tests.support.commented_policy import write_policy
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TICK = 0.010

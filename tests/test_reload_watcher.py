@@ -20,7 +20,8 @@ from proxy_addons.policy import edit
 from proxy_addons.policy.model import Access
 from proxy_addons.policystore import PolicyStore, read_policy
 from proxy_addons.reload import PolicyWatcher
-from tests.reload_support import CATEGORY, today, write_policy
+from tests.support.categories import SOCIAL_LIST
+from tests.support.commented_policy import today, write_policy
 
 Y = today().year
 
@@ -142,7 +143,7 @@ def test_revocation_is_swapped_in_and_recorded(rig: Rig) -> None:
 
 def test_category_file_change_is_picked_up(rig: Rig) -> None:
     """Editing a category list the policy names reloads it; the record counts the change."""
-    (rig.path.parent / "categories" / "social.txt").write_text(CATEGORY + "tiktok.com\n")
+    (rig.path.parent / "categories" / "social.txt").write_text(SOCIAL_LIST + "tiktok.com\n")
     assert result(run(rig.watcher.check())) == "loaded"
     d = decide(rig.store.require(), "carol", ["www.tiktok.com"], "GET", dt.datetime.now(dt.UTC))
     assert d.blocked

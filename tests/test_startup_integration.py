@@ -10,10 +10,9 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import start_proxy
 from tests.support.certs import UPSTREAM_CN
 from tests.support.client import connect_tunnel, tls_request
-from tests.support.proxy import BIN, Proxy
+from tests.support.proxy import BIN, Proxy, start_proxy
 from tests.support.upstream import Servers
 
 pytestmark = pytest.mark.integration

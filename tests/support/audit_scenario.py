@@ -1,4 +1,4 @@
-"""Audit logs with known content for the investigation tests (plain imports, not a conftest).
+"""Audit logs with known content for the investigation tests.
 
 Records are built by the proxy's own `access_record` / `event_record` and
 sealed into per-worker hash chains by `audit.chain`, so the reader is tested
@@ -277,32 +277,3 @@ def write_key(directory: pathlib.Path) -> pathlib.Path:
     path.write_text(KEY.hex() + "\n", encoding="ascii")
     path.chmod(0o600)
     return path
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    code: int
-    out: bytes
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out.decode("utf-8")
-
-    @property
-    def lines(self) -> list[str]:
-        return self.text.splitlines()
-
-
-def socialgate(capsys: Any, *argv: str) -> Result:
-    """Run the real `socialgate` entry point in-process; what a user would see."""
-    from proxy_addons.cli.main import main
-
-    capsys.readouterr()
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err.decode("utf-8"))
