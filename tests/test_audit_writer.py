@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -27,9 +28,9 @@ def env(tmp_path: pathlib.Path) -> Env:
     return Env(tmp_path)
 
 
-def records(path: pathlib.Path) -> list[dict]:  # type: ignore[type-arg]
+def records(path: pathlib.Path) -> list[dict[str, Any]]:
     """The complete records of a log file (a torn line is skipped)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for line in path.read_text().splitlines():
         try:
             out.append(json.loads(line))
@@ -38,8 +39,9 @@ def records(path: pathlib.Path) -> list[dict]:  # type: ignore[type-arg]
     return out
 
 
-def chain(r: dict) -> dict:  # type: ignore[type-arg]
-    return r["socialgate"]["chain"]  # type: ignore[no-any-return]
+def chain(r: dict[str, Any]) -> dict[str, Any]:
+    c: dict[str, Any] = r["socialgate"]["chain"]
+    return c
 
 
 def submit(w: ChainWriter, i: int) -> None:
@@ -140,7 +142,7 @@ def test_start_refuses_log_that_does_not_verify(env: Env, tmp_path: pathlib.Path
 
 
 @pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = os.fsync
 
