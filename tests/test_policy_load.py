@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from proxy_addons.errors import PolicyError
-from proxy_addons.hosts import parse_ip
+from proxy_addons.hosts import IPAddress, parse_ip
 from proxy_addons.policy import yamlmarks
 from proxy_addons.policy.load import MAX_POLICY_BYTES, load_policy, parse_policy_text
 from proxy_addons.policy.model import UTC, Access, Policy
@@ -26,6 +26,13 @@ from tests.support.policy_texts import (
     sub,
     write_policy,
 )
+
+
+def ip(text: str) -> IPAddress:
+    """The address ``text`` spells, as the loader parses it."""
+    address = parse_ip(text)
+    assert address is not None, text
+    return address
 
 
 def site_of(policy: Policy, host: str) -> str | None:
@@ -249,7 +256,7 @@ def test_shipped_policy_loads() -> None:
     assert [(e.id, e.sites, e.access) for e in dana] == [
         ("EX-2026-002", ("social_networking",), Access.READ_ONLY)
     ]
-    assert p.source_addresses[parse_ip("10.20.0.15")] == "kiosk-reception"  # type: ignore[index]
+    assert p.source_addresses[ip("10.20.0.15")] == "kiosk-reception"
     assert p.reminder is not None
 
 
@@ -295,10 +302,10 @@ def test_exemption_sites_are_stored_normalised() -> None:
 def test_networks_are_indexed() -> None:
     """A blocked category's CIDRs match IP literals with "category\\x1fnetwork" values."""
     p = load_policy(UNICODE_EXAMPLE)
-    m = p.index.networks.match(parse_ip("203.0.113.7"))  # type: ignore[arg-type]
+    m = p.index.networks.match(ip("203.0.113.7"))
     assert m is not None
     assert m.value == "video\x1f203.0.113.0/24"
-    assert p.index.networks.match(parse_ip("2001:db9::1")) is None  # type: ignore[arg-type]
+    assert p.index.networks.match(ip("2001:db9::1")) is None
 
 
 def test_exemptions_by_user_expands_groups_in_file_order() -> None:
