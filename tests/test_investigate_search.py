@@ -10,18 +10,19 @@ import pathlib
 
 import pytest
 
-from tests.support.audit_scenario import SCENARIO, Ev, ref, write_logs, write_policy
+from tests.support.audit_scenario import (
+    SCENARIO,
+    Ev,
+    proxy_host_workdir,
+    ref,
+    write_logs,
+)
 from tests.support.cli import Result, socialgate
 
 
 @pytest.fixture
 def case(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    """A working directory as on the proxy host: policies/policy.yaml and logs/audit*.jsonl*."""
-    write_logs(tmp_path / "logs")
-    write_policy(tmp_path / "policies")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
-    return tmp_path
+    return proxy_host_workdir(tmp_path, monkeypatch)
 
 
 def search(capsys: pytest.CaptureFixture[bytes], *args: str) -> Result:

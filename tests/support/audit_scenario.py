@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from proxy_addons.audit.chain import GENESIS, canonical, seal
 from proxy_addons.audit.record import Access, access_record, event_record
 from proxy_addons.decide import Decision, Outcome, Reason
@@ -277,3 +279,20 @@ def write_key(directory: pathlib.Path) -> pathlib.Path:
     path.write_text(KEY.hex() + "\n", encoding="ascii")
     path.chmod(0o600)
     return path
+
+
+def proxy_host_workdir(
+    directory: pathlib.Path, monkeypatch: pytest.MonkeyPatch, *, key: bool = False
+) -> pathlib.Path:
+    """Make ``directory`` the working directory as on the proxy host and return it.
+
+    It holds policies/policy.yaml and logs/audit*.jsonl* (and audit-hmac.key if ``key``);
+    SOCIALGATE_POLICY is unset so the commands find the policy where an admin's would.
+    """
+    write_logs(directory / "logs")
+    write_policy(directory / "policies")
+    if key:
+        write_key(directory)
+    monkeypatch.chdir(directory)
+    monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
+    return directory

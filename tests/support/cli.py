@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -65,3 +66,11 @@ def socialgate(capsys: pytest.CaptureFixture[bytes], *argv: str) -> Result:
         code = int(e.code or 0)
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err.decode("utf-8"))
+
+
+def socialgate_json(capsys: pytest.CaptureFixture[bytes], *argv: str) -> dict[str, Any]:
+    """Run `socialgate ARGV…`, which must succeed, and parse its JSON output."""
+    result = socialgate(capsys, *argv)
+    assert result.code == 0, result.err
+    data: dict[str, Any] = json.loads(result.out)
+    return data
