@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
-from proxy_addons.audit.record import Access, access_record
+from proxy_addons.audit.record import Access, Record, access_record
 from proxy_addons.audit.sink import Renderer
 from proxy_addons.audit.writer import FSYNC_MODES, ChainWriter, WriterConfig
 from proxy_addons.decide import Decision, Outcome, Reason
@@ -36,7 +36,7 @@ ACCESS = Access(
 )  # fmt: skip
 
 
-def record() -> dict:  # type: ignore[type-arg]
+def record() -> Record:
     return access_record(
         DECISION, ACCESS, ref="SG-AAAAA-BBBBB", policy_sha256="ab" * 32, now=dt.datetime.now(dt.UTC)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from bench.loadgen import LoadResult
 from bench.procs import Proxy
@@ -23,6 +24,14 @@ class Side:
     keepalive: bool = True
     credentials: str | None = None  # user:password for Proxy-Authorization
     expect: int = 200  # every response must have this status for the run to count
+
+
+class SideOptions(TypedDict, total=False):
+    """The optional fields of a `Side`, for helpers that pass them on."""
+
+    keepalive: bool
+    credentials: str | None
+    expect: int
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from bench.workload import BENCH_USER, BLOCKED_HOST, EXEMPT_HOST, PLAIN_HOST, bench_domain
 from proxy_addons.decide import Outcome, decide
 from proxy_addons.policy.load import load_policy
+from proxy_addons.policy.model import Policy
 
 Case = tuple[str | None, tuple[str | None, ...], str | None]
 
@@ -55,7 +56,7 @@ def mix() -> list[Case]:
     return out
 
 
-def rate(policy: object, cases: Sequence[Case], seconds: float, now: dt.datetime) -> float:
+def rate(policy: Policy, cases: Sequence[Case], seconds: float, now: dt.datetime) -> float:
     """Decisions per CPU-second of this thread over ``cases``, repeated for about ``seconds``.
 
     CPU time, not wall time: on a shared machine other processes steal the core,
@@ -66,7 +67,7 @@ def rate(policy: object, cases: Sequence[Case], seconds: float, now: dt.datetime
     deadline = time.perf_counter() + seconds
     while True:
         for user, names, method in cases:
-            decide(policy, user, names, method, now)  # type: ignore[arg-type]
+            decide(policy, user, names, method, now)
         n += len(cases)
         if time.perf_counter() >= deadline:
             break

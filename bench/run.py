@@ -30,11 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.certs import make_upstream_certs
-from bench.compare import Comparison, Side, SideResult, run_comparison
+from bench.compare import Comparison, Side, SideOptions, SideResult, run_comparison
 from bench.loadgen import BenchSetupError, LoadResult, ensure_hey, parse_hey, run_hey
 from bench.procs import REPO, Origin, Proxy, rss_mb, start_mitmdump, start_origin, stop
 from bench.report import INFO, MET, MISSED, NA, Row, machine, table
@@ -85,11 +86,8 @@ def comparisons(cfg: Config) -> list[Comparison]:
     sg = f"sg-{small}"
     cat = cfg.category_size
 
-    def pair(label: str, url: str, **kw: object) -> tuple[Side, Side]:
-        return (
-            Side(f"{BARE} ({label})", "bare", url, **kw),  # type: ignore[arg-type]
-            Side(SG, sg, url, **kw),  # type: ignore[arg-type]
-        )
+    def pair(label: str, url: str, **kw: Unpack[SideOptions]) -> tuple[Side, Side]:
+        return (Side(f"{BARE} ({label})", "bare", url, **kw), Side(SG, sg, url, **kw))
 
     return [
         Comparison(

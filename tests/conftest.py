@@ -8,22 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.certs import make_cert
+from tests.support.certs import UPSTREAM_NAMES, make_cert
 from tests.support.policies import write_htpasswd, write_policy
-from tests.support.proxy import Proxy
+from tests.support.proxy import Proxy, start_proxy
 from tests.support.upstream import Servers
 from tests.support.wire import WireServers
-
-UPSTREAM_NAMES = [
-    "example.org",
-    "*.example.org",
-    "facebook.com",
-    "*.facebook.com",
-    "x.com",
-    "*.x.com",
-    "linkedin.com",
-    "*.linkedin.com",
-]
 
 
 @pytest.fixture(scope="session")
@@ -44,25 +33,6 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     write_policy(d)
     write_htpasswd(d)
     return d
-
-
-def start_proxy(
-    workdir: pathlib.Path,
-    policy_dir: pathlib.Path,
-    servers: Servers,
-    *,
-    via: str = "mitmdump",
-    options: tuple[str, ...] = (),
-) -> Proxy:
-    return Proxy(
-        workdir,
-        policy_dir / "policy.yaml",
-        workdir / "audit.jsonl",
-        servers.http.port,
-        servers.https.port,
-        via=via,
-        options=("--set", f"proxyauth=@{policy_dir / 'htpasswd'}", *options),
-    ).start()
 
 
 @pytest.fixture(scope="module")

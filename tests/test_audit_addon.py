@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
-from test_audit_support import WHEN, drop_mitmproxy_log_handlers, rec
 
 from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.audit.pseudonym import Pseudonymiser
@@ -20,6 +19,7 @@ from proxy_addons.audit.record import Access, access_record
 from proxy_addons.audit.verify import series, verify_logs
 from proxy_addons.decide import Decision, Outcome, Reason
 from proxy_addons.errors import AuditUnavailable
+from tests.support.audit_env import WHEN, drop_mitmproxy_log_handlers, rec
 
 
 @pytest.fixture(autouse=True)

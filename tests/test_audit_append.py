@@ -9,15 +9,15 @@ import sys
 import textwrap
 
 import pytest
-from test_audit_support import WHEN, Env
 
 from proxy_addons.audit.append import append_records
-from proxy_addons.audit.record import event_record
-from proxy_addons.audit.verify import verify_logs
+from proxy_addons.audit.record import Record, event_record
+from proxy_addons.audit.verify import VerifyReport, verify_logs
 from proxy_addons.errors import AuditError
+from tests.support.audit_env import WHEN, Env
 
 
-def grant(i: int) -> dict:  # type: ignore[type-arg]
+def grant(i: int) -> Record:
     return event_record(
         "exemption-granted", f"exemption EX-{i} granted to carol by d.smith", now=WHEN,
         category=["configuration", "iam"], type_=["creation"], user="d.smith",
@@ -34,13 +34,13 @@ def admin_log(env: Env) -> pathlib.Path:
     return env.root / "logs" / "admin-audit.jsonl"
 
 
-def append(env: Env, *records: dict) -> None:  # type: ignore[type-arg]
+def append(env: Env, *records: Record) -> None:
     append_records(
         admin_log(env), list(records), key_path=env.key_path, signing_key_path=env.signing_path
     )
 
 
-def verify(env: Env) -> object:
+def verify(env: Env) -> VerifyReport:
     return verify_logs(
         [admin_log(env)], key_path=env.key_path,
         checkpoints_path=env.root / "logs" / "admin-audit.checkpoints",
@@ -56,8 +56,8 @@ def test_appends_continue_one_chain(env: Env) -> None:
     assert [json.loads(x)["socialgate"]["chain"]["seq"] for x in lines] == [1, 2, 3]
     assert json.loads(lines[0])["user"] == {"name": "d.smith", "target": {"name": "carol"}}
     report = verify(env)
-    assert report.ok, report.problems  # type: ignore[attr-defined]
-    assert report.checkpoints == 2  # type: ignore[attr-defined]
+    assert report.ok, report.problems
+    assert report.checkpoints == 2
 
 
 def test_truncated_admin_log_detected(env: Env) -> None:
@@ -66,7 +66,7 @@ def test_truncated_admin_log_detected(env: Env) -> None:
     append(env, grant(2))
     lines = admin_log(env).read_text().splitlines(keepends=True)
     admin_log(env).write_text(lines[0])
-    assert not verify(env).ok  # type: ignore[attr-defined]
+    assert not verify(env).ok
 
 
 def test_refuses_the_proxys_live_log(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +80,7 @@ CONCURRENT = textwrap.dedent(
     """
     import pathlib, sys
     sys.path.insert(0, sys.argv[2])
-    from test_audit_append import grant
+    from tests.test_audit_append import grant
     from proxy_addons.audit.append import append_records
     root = pathlib.Path(sys.argv[1])
     for i in range(20):
@@ -92,9 +92,9 @@ CONCURRENT = textwrap.dedent(
 
 def test_concurrent_appenders_serialise(env: Env) -> None:
     """Three processes appending at once still produce one intact chain."""
-    here = str(pathlib.Path(__file__).parent)
+    root = str(pathlib.Path(__file__).parents[1])
     procs = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT, str(env.root), here]) for _ in range(3)
+        subprocess.Popen([sys.executable, "-c", CONCURRENT, str(env.root), root]) for _ in range(3)
     ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     report = verify_logs([admin_log(env)], key_path=env.key_path)

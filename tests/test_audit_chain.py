@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_audit_support import rec
 
 from proxy_addons.audit.chain import canonical, parse_line, record_hmac, seal, sealed_line
 from proxy_addons.audit.sink import Renderer
+from tests.support.audit_env import rec
 
 KEY = b"k" * 32
 PREV = "a" * 64

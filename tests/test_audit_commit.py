@@ -81,7 +81,7 @@ def test_records_gather_while_a_batch_is_in_flight() -> None:
         await asyncio.sleep(0.05)
         assert writer.batches == [[1]]  # nothing overtakes the batch in flight
         writer.release.set()
-        assert await asyncio.gather(first, later, more) == [[None], [None, None], [None]]
+        assert list(await asyncio.gather(first, later, more)) == [[None], [None, None], [None]]
         return writer.batches
 
     assert asyncio.run(main()) == [[1], [2, 3, 4]]

@@ -7,12 +7,13 @@ import pathlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
-from test_audit_support import Env
 
 from proxy_addons.audit.chain import canonical
 from proxy_addons.audit.verify import verify_logs
+from tests.support.audit_env import Env
 
 
 @pytest.fixture
@@ -81,10 +82,12 @@ def duplicate_key(ls: list[str]) -> list[str]:
     ids=["edit-field", "reformat", "duplicate-key", "delete-line", "swap-lines", "insert-forged",
          "insert-garbage", "delete-first"],
 )  # fmt: skip
-def test_tamper_detected_at_line(env: Env, tamper: object, line: int, words: str) -> None:
+def test_tamper_detected_at_line(
+    env: Env, tamper: Callable[[list[str]], list[str]], line: int, words: str
+) -> None:
     """Each alteration is a problem at the first altered line, saying what is wrong."""
     env.write(10)
-    put(env.log, tamper(lines(env.log)))  # type: ignore[operator]
+    put(env.log, tamper(lines(env.log)))
     report = env.verify()
     assert not report.ok
     first = report.problems[0]

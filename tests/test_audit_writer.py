@@ -14,12 +14,13 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from test_audit_support import Env, rec
 
 from proxy_addons.audit.writer import ChainWriter, rotated_name
 from proxy_addons.errors import AuditError, AuditUnavailable
+from tests.support.audit_env import Env, rec
 
 
 @pytest.fixture
@@ -27,9 +28,9 @@ def env(tmp_path: pathlib.Path) -> Env:
     return Env(tmp_path)
 
 
-def records(path: pathlib.Path) -> list[dict]:  # type: ignore[type-arg]
+def records(path: pathlib.Path) -> list[dict[str, Any]]:
     """The complete records of a log file (a torn line is skipped)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for line in path.read_text().splitlines():
         try:
             out.append(json.loads(line))
@@ -38,8 +39,9 @@ def records(path: pathlib.Path) -> list[dict]:  # type: ignore[type-arg]
     return out
 
 
-def chain(r: dict) -> dict:  # type: ignore[type-arg]
-    return r["socialgate"]["chain"]  # type: ignore[no-any-return]
+def chain(r: dict[str, Any]) -> dict[str, Any]:
+    c: dict[str, Any] = r["socialgate"]["chain"]
+    return c
 
 
 def submit(w: ChainWriter, i: int) -> None:
@@ -140,7 +142,7 @@ def test_start_refuses_log_that_does_not_verify(env: Env, tmp_path: pathlib.Path
 
 
 @pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = os.fsync
 
@@ -318,7 +320,7 @@ CRASHER = textwrap.dedent(
     """
     import pathlib, sys
     sys.path.insert(0, sys.argv[2])
-    from test_audit_support import Env, rec
+    from tests.support.audit_env import Env, rec
     env = Env(pathlib.Path(sys.argv[1]))
     w = env.writer(fsync="never")
     i = 0
@@ -334,7 +336,7 @@ CRASHER = textwrap.dedent(
 def test_kill_9_during_load_then_restart_verifies(env: Env) -> None:
     """SIGKILL while writing, restart, more records: the whole trail verifies."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", CRASHER, str(env.root), str(pathlib.Path(__file__).parent)]
+        [sys.executable, "-c", CRASHER, str(env.root), str(pathlib.Path(__file__).parents[1])]
     )
     try:
         deadline = time.monotonic() + 20

@@ -38,8 +38,12 @@ def _num(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+# The finished run and its result table, rows keyed by their first cell.
+Smoke = tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]
+
+
 @pytest.fixture(scope="module")
-def smoke() -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
+def smoke() -> Smoke:
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--smoke"],
         cwd=REPO,
@@ -48,7 +52,7 @@ def smoke() -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
         timeout=120,
         check=False,
     )
-    rows = {}
+    rows: dict[str, list[str]] = {}
     for line in proc.stdout.splitlines():
         if line.startswith("| ") and not line.startswith("| key "):
             cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
@@ -56,16 +60,14 @@ def smoke() -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
     return proc, rows
 
 
-def test_smoke_exits_zero(smoke: tuple[subprocess.CompletedProcess[str], dict]) -> None:
+def test_smoke_exits_zero(smoke: Smoke) -> None:
     """Every scenario produced a number, so the run exits 0."""
     proc, _ = smoke
     assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize("key", RATIO_ROWS)
-def test_ratio_row_is_measured(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, list[str]]], key: str
-) -> None:
+def test_ratio_row_is_measured(smoke: Smoke, key: str) -> None:
     """A comparison row shows two positive rates and their ratio, with a verdict."""
     _, rows = smoke
     assert key in rows, f"row {key} missing"
@@ -92,7 +94,7 @@ def test_ratio_row_is_measured(
     ],
 )
 def test_other_row_is_measured(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, list[str]]],
+    smoke: Smoke,
     key: str,
     pattern: str,
     low: float,
@@ -107,9 +109,7 @@ def test_other_row_is_measured(
     assert rows[key][6] in ("met", "MISSED")
 
 
-def test_soak_audits_every_social_response(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, list[str]]],
-) -> None:
+def test_soak_audits_every_social_response(smoke: Smoke) -> None:
     """Under load, every social response the client got has its audit record."""
     _, rows = smoke
     found = re.search(

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.reload_support import Socialgate, make_runner, policy_text, today, write_policy
+from tests.support.cli import Socialgate, make_runner
+from tests.support.commented_policy import policy_text, today, write_policy
 
 T = today()
 Y = T.year

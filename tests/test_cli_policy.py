@@ -5,16 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from proxy_addons.cli.main import cli
-
-sys.path.insert(0, str(Path(__file__).parent))
-from policy_fixtures import PRODUCT_EXAMPLE, SHIPPED, VALID, write_policy
+from tests.support.policy_texts import PRODUCT_EXAMPLE, SHIPPED, VALID, write_policy
 
 ROOT = Path(__file__).parent.parent
 SOCIALGATE = ROOT / ".venv" / "bin" / "socialgate"

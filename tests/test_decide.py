@@ -10,16 +10,7 @@ import pytest
 from proxy_addons.decide import Outcome, Reason, decide
 from proxy_addons.policy.load import parse_policy_text
 from proxy_addons.policy.model import Policy
-
-CATEGORY = b"""\
-[facebook.com]
-facebook.com
-fbcdn.net
-[x.com]
-x.com
-twimg.com
-linkedin.com
-"""
+from tests.support.categories import SOCIAL_LIST, SOCIAL_LIST_PATH
 
 POLICY = """\
 version: 1
@@ -30,7 +21,7 @@ timezone: Europe/London
 categories:
   social_networking:
     description: Social
-    domains_files: [social.txt]
+    domains_files: [categories/social.txt]
     domains: [mastodon.social]
     networks: [192.0.2.0/24, "2001:db8:5::/48"]
   video:
@@ -98,8 +89,8 @@ exemptions:
 @pytest.fixture(scope="module")
 def policy() -> Policy:
     def read(path: pathlib.Path) -> bytes:
-        assert path.name == "social.txt"
-        return CATEGORY
+        assert path.as_posix().endswith(SOCIAL_LIST_PATH)
+        return SOCIAL_LIST.encode()
 
     return parse_policy_text(POLICY.replace("{{", "{").replace("}}", "}"), "policy.yaml", read)
 

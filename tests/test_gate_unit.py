@@ -14,32 +14,13 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
 from proxy_addons import gate as gate_module
-from proxy_addons.audit.record import Record
-from proxy_addons.errors import AuditUnavailable
 from proxy_addons.gate import Gate
 from proxy_addons.policy.load import load_policy
 from proxy_addons.policystore import PolicyStore
+from tests.support.fake_audit import FakeAuditTrail
 from tests.support.policies import write_policy
 
 NOW = dt.datetime.now(dt.UTC)
-
-
-class ListSink:
-    """Stands in for the AuditTrail addon: keeps records in memory, can be made to fail."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self.fail = False
-        self.log_query = False
-
-    async def submit(self, record: Record) -> None:
-        if self.fail:
-            raise AuditUnavailable("disk full")
-        self.records.append(record)
-
-    def submit_nowait(self, record: Record) -> None:
-        if not self.fail:  # the real addon logs the loss loudly instead of raising
-            self.records.append(record)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +28,15 @@ def policy_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return write_policy(tmp_path_factory.mktemp("unit-policy"))
 
 
+# The gate under test, its audit trail, and mitmproxy's test context.
+Parts = tuple[Gate, FakeAuditTrail, Any]
+
+
 @pytest.fixture
-def parts(policy_file: pathlib.Path) -> Iterator[tuple[Gate, ListSink, Any]]:
+def parts(policy_file: pathlib.Path) -> Iterator[Parts]:
     store = PolicyStore()
     store.swap(load_policy(policy_file))
-    sink = ListSink()
+    sink = FakeAuditTrail()
     g = Gate(store, sink)  # type: ignore[arg-type]
     with taddons.context(g, proxyserver.Proxyserver()) as tctx:
         yield g, sink, tctx
@@ -73,7 +58,7 @@ def run(coro: Any) -> Any:
 # -- enforcement ----------------------------------------------------------------------
 
 
-def test_blocked_request_gets_block_page_and_record(parts: tuple[Gate, ListSink, Any]) -> None:
+def test_blocked_request_gets_block_page_and_record(parts: Parts) -> None:
     """A blocked request gets a 403 page whose reference is the record's event.id."""
     g, sink, _ = parts
     f = social_flow("carol")
@@ -85,7 +70,7 @@ def test_blocked_request_gets_block_page_and_record(parts: tuple[Gate, ListSink,
     assert rec["event"]["id"].encode() in f.response.content
 
 
-def test_allowed_request_is_recorded_before_it_goes(parts: tuple[Gate, ListSink, Any]) -> None:
+def test_allowed_request_is_recorded_before_it_goes(parts: Parts) -> None:
     """An allowed request passes only after its record was accepted by the sink."""
     g, sink, _ = parts
     f = social_flow("alice", "x.com")
@@ -94,7 +79,7 @@ def test_allowed_request_is_recorded_before_it_goes(parts: tuple[Gate, ListSink,
     assert sink.records[-1]["event"]["action"] == "request-allowed"
 
 
-def test_audit_failure_blocks_allowed_request(parts: tuple[Gate, ListSink, Any]) -> None:
+def test_audit_failure_blocks_allowed_request(parts: Parts) -> None:
     """If the record of an allowed request cannot be written, the request is blocked."""
     g, sink, _ = parts
     sink.fail = True
@@ -105,7 +90,7 @@ def test_audit_failure_blocks_allowed_request(parts: tuple[Gate, ListSink, Any])
     assert b"could not be written" in f.response.content
 
 
-def test_streamed_body_is_killed(parts: tuple[Gate, ListSink, Any]) -> None:
+def test_streamed_body_is_killed(parts: Parts) -> None:
     """A blocked request whose body streams is killed, not answered (nothing goes upstream)."""
     g, sink, _ = parts
     f = social_flow("carol", method="POST")
@@ -116,7 +101,7 @@ def test_streamed_body_is_killed(parts: tuple[Gate, ListSink, Any]) -> None:
     assert sink.records[-1]["socialgate"]["enforcement"] == "killed"
 
 
-def test_password_is_scrubbed_from_flow(parts: tuple[Gate, ListSink, Any]) -> None:
+def test_password_is_scrubbed_from_flow(parts: Parts) -> None:
     """The plaintext password proxyauth leaves in flow.metadata is removed."""
     g, _, _ = parts
     f = social_flow("carol", "www.example.org")
@@ -128,7 +113,7 @@ def test_password_is_scrubbed_from_flow(parts: tuple[Gate, ListSink, Any]) -> No
     "flow_state",
     ["response", "error", "not-live"],
 )
-def test_guard_skips_finished_flows(parts: tuple[Gate, ListSink, Any], flow_state: str) -> None:
+def test_guard_skips_finished_flows(parts: Parts, flow_state: str) -> None:
     """Flows that already have a response, an error, or are not live are left alone."""
     g, sink, _ = parts
     f = social_flow("carol")
@@ -145,9 +130,7 @@ def test_guard_skips_finished_flows(parts: tuple[Gate, ListSink, Any], flow_stat
 # -- fail closed ----------------------------------------------------------------------
 
 
-def test_exception_in_decision_blocks(
-    parts: tuple[Gate, ListSink, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_exception_in_decision_blocks(parts: Parts, monkeypatch: pytest.MonkeyPatch) -> None:
     """An exception while deciding blocks the flow (mitmproxy alone would let it pass)."""
     g, sink, _ = parts
 
@@ -164,7 +147,7 @@ def test_exception_in_decision_blocks(
 
 
 def test_exception_at_clienthello_intercepts_and_blocks(
-    parts: tuple[Gate, ListSink, Any], monkeypatch: pytest.MonkeyPatch
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An error at the ClientHello never passes the connection through; its requests block."""
     g, _, _ = parts
@@ -197,7 +180,7 @@ def test_exception_at_clienthello_intercepts_and_blocks(
 
 def test_no_policy_blocks(policy_file: pathlib.Path) -> None:
     """Without a policy in force every decided flow is blocked."""
-    g = Gate(PolicyStore(), ListSink())  # type: ignore[arg-type]
+    g = Gate(PolicyStore(), FakeAuditTrail())  # type: ignore[arg-type]
     with taddons.context(g, proxyserver.Proxyserver()):
         f = social_flow("alice", "www.example.org")
         run(g.requestheaders(f))
@@ -219,7 +202,7 @@ def test_no_policy_blocks(policy_file: pathlib.Path) -> None:
         ("local", False),
     ],
 )
-def test_supported_modes(parts: tuple[Gate, ListSink, Any], mode: str, ok: bool) -> None:
+def test_supported_modes(parts: Parts, mode: str, ok: bool) -> None:
     """Only the forward-proxy modes are accepted; the error names the option and value."""
     g, _, tctx = parts
     if ok:
@@ -231,7 +214,7 @@ def test_supported_modes(parts: tuple[Gate, ListSink, Any], mode: str, ok: bool)
 
 def test_connection_strategy_forced_lazy(policy_file: pathlib.Path) -> None:
     """An eager connection strategy is replaced by lazy (no upstream before the decision)."""
-    g = Gate(PolicyStore(), ListSink())  # type: ignore[arg-type]
+    g = Gate(PolicyStore(), FakeAuditTrail())  # type: ignore[arg-type]
     with taddons.context(g, proxyserver.Proxyserver()) as tctx:
         tctx.configure(g, connection_strategy="eager")
         assert tctx.options.connection_strategy == "lazy"
@@ -253,7 +236,7 @@ def test_connection_strategy_forced_lazy(policy_file: pathlib.Path) -> None:
     ],
 )
 def test_blocked_body_that_may_stream_is_killed(
-    parts: tuple[Gate, ListSink, Any],
+    parts: Parts,
     limit: str,
     headers: dict[str, str],
     version: str,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from mitmproxy.addons import proxyauth
@@ -137,7 +137,8 @@ def test_identify_source_address(policy: Any) -> None:
     f.client_conn.peername = (KIOSK_IP, 5000)
     ident = identify(policy, f)
     assert (ident.user, ident.source) == ("kiosk-reception", SOURCE_ADDRESS)
-    f.client_conn.peername = (f"::ffff:{KIOSK_IP}", 5000, 0, 0)
+    # An IPv6 socket reports a 4-tuple; mitmproxy's Address type names only (host, port).
+    f.client_conn.peername = cast("tuple[str, int]", (f"::ffff:{KIOSK_IP}", 5000, 0, 0))
     assert identify(policy, f).user == "kiosk-reception"
 
 

@@ -25,7 +25,7 @@ from proxy_addons.investigate.read import LogReader
 from proxy_addons.investigate.timeparse import Period
 from proxy_addons.policy.load import load_policy
 from proxy_addons.policy.model import Policy
-from tests.investigate_data import SCENARIO, record, sealed_lines, write_logs, write_policy
+from tests.support.audit_scenario import SCENARIO, record, sealed_lines, write_logs, write_policy
 
 LONDON = ZoneInfo("Europe/London")
 BYS: list[str | None] = [None, *stats_mod.BY]

@@ -15,7 +15,8 @@ from proxy_addons.investigate import progress as progress_mod
 from proxy_addons.investigate import read as read_mod
 from proxy_addons.investigate.read import LogReader, Prefilter, default_logs
 from proxy_addons.investigate.timeparse import parse_record_time, parse_when
-from tests.investigate_data import SCENARIO, socialgate, write_logs, write_policy
+from tests.support.audit_scenario import SCENARIO, write_logs, write_policy
+from tests.support.cli import socialgate
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 

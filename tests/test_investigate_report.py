@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 import sys
 from typing import Any
 
 import pytest
 
-from tests.investigate_data import Ev, socialgate, write_key, write_logs, write_policy
+from tests.support.audit_scenario import Ev, proxy_host_workdir, write_logs, write_policy
+from tests.support.cli import socialgate, socialgate_json
 
 
 @pytest.fixture
 def case(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    write_logs(tmp_path / "logs")
-    write_policy(tmp_path / "policies")
-    write_key(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
-    return tmp_path
+    return proxy_host_workdir(tmp_path, monkeypatch, key=True)
 
 
 def report(capsys: pytest.CaptureFixture[bytes], *args: str) -> dict[str, Any]:
-    result = socialgate(capsys, "audit", "report", "--format", "json", *args)
-    assert result.code == 0, result.err
-    data: dict[str, Any] = json.loads(result.out)
-    return data
+    return socialgate_json(capsys, "audit", "report", "--format", "json", *args)
 
 
 def heat(data: dict[str, Any]) -> dict[tuple[int, int], int]:

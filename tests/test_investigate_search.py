@@ -1,4 +1,4 @@
-"""`socialgate audit search` over generated logs with known content (tests/investigate_data.py)."""
+"""`socialgate audit search` over generated logs with known content (support/audit_scenario.py)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ import pathlib
 
 import pytest
 
-from tests.investigate_data import SCENARIO, Ev, Result, ref, socialgate, write_logs, write_policy
+from tests.support.audit_scenario import (
+    SCENARIO,
+    Ev,
+    proxy_host_workdir,
+    ref,
+    write_logs,
+)
+from tests.support.cli import Result, socialgate
 
 
 @pytest.fixture
 def case(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    """A working directory as on the proxy host: policies/policy.yaml and logs/audit*.jsonl*."""
-    write_logs(tmp_path / "logs")
-    write_policy(tmp_path / "policies")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
-    return tmp_path
+    return proxy_host_workdir(tmp_path, monkeypatch)
 
 
 def search(capsys: pytest.CaptureFixture[bytes], *args: str) -> Result:

@@ -1,32 +1,25 @@
-"""`socialgate audit stats`: exact counts over the known scenario (tests/investigate_data.py)."""
+"""`socialgate audit stats`: exact counts over the known scenario (support/audit_scenario.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import pathlib
 from typing import Any
 
 import pytest
 
-from tests.investigate_data import Ev, socialgate, write_logs, write_policy
+from tests.support.audit_scenario import Ev, proxy_host_workdir, write_logs, write_policy
+from tests.support.cli import socialgate, socialgate_json
 
 
 @pytest.fixture
 def case(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    write_logs(tmp_path / "logs")
-    write_policy(tmp_path / "policies")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
-    return tmp_path
+    return proxy_host_workdir(tmp_path, monkeypatch)
 
 
 def stats_json(capsys: pytest.CaptureFixture[bytes], *args: str) -> dict[str, Any]:
-    result = socialgate(capsys, "audit", "stats", "--format", "json", *args)
-    assert result.code == 0, result.err
-    data: dict[str, Any] = json.loads(result.out)
-    return data
+    return socialgate_json(capsys, "audit", "stats", "--format", "json", *args)
 
 
 def rows(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:

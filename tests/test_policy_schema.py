@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,14 @@ from ruamel.yaml import YAML  # noqa: E402
 from proxy_addons.errors import PolicyError  # noqa: E402
 from proxy_addons.policy import load  # noqa: E402
 from proxy_addons.policy.load import load_policy, parse_policy_text  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from policy_fixtures import (  # noqa: E402
+from tests.support.invalid_policies import INVALID  # noqa: E402
+from tests.support.policy_texts import (  # noqa: E402
     PRODUCT_EXAMPLE,
     SHIPPED,
     SHIPPED_SCHEMA,
     UNICODE_EXAMPLE,
     VALID,
 )
-from test_policy_load import INVALID  # noqa: E402
 
 
 def as_editor_sees(text: str) -> Any:

@@ -14,7 +14,8 @@ import pytest
 
 from proxy_addons.policy import edit
 from proxy_addons.policy.model import Access
-from tests.reload_support import H2Client, policy_text, today, write_policy
+from tests.support.client import H2Client
+from tests.support.commented_policy import policy_text, today, write_policy
 from tests.support.policies import PASSWORD, write_htpasswd
 from tests.support.proxy import Proxy
 from tests.support.upstream import Servers

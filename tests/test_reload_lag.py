@@ -16,18 +16,14 @@ import pytest
 
 from proxy_addons.policystore import PolicyStore, read_policy
 from proxy_addons.reload import PolicyWatcher
-from tests.reload_support import write_policy
+from tests.support.commented_policy import write_policy
+from tests.support.fake_audit import FakeAuditTrail
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TICK = 0.010
 # A reload run on the loop would stall it for the whole load (seconds for 1M
 # domains); off the loop, the worst tick is a few GIL switch intervals.
 MAX_LAG = 0.25
-
-
-class Recorder:
-    def submit_nowait(self, record: object) -> None:
-        pass
 
 
 def big_policy(directory: pathlib.Path, n: int) -> pathlib.Path:
@@ -42,7 +38,7 @@ async def reload_with_ticker(path: pathlib.Path) -> tuple[float, float]:
     store = PolicyStore()
     store.path = str(path)
     store.install(read_policy(str(path)))
-    watcher = PolicyWatcher(store, Recorder())  # type: ignore[arg-type]
+    watcher = PolicyWatcher(store, FakeAuditTrail())  # type: ignore[arg-type]
     with path.open("a") as f:
         f.write("# changed\n")
     max_lag = 0.0

@@ -8,7 +8,6 @@ import os
 import pathlib
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 from mitmproxy import exceptions
@@ -20,22 +19,11 @@ from proxy_addons.policy import edit
 from proxy_addons.policy.model import Access
 from proxy_addons.policystore import PolicyStore, read_policy
 from proxy_addons.reload import PolicyWatcher
-from tests.reload_support import CATEGORY, today, write_policy
+from tests.support.categories import SOCIAL_LIST
+from tests.support.commented_policy import today, write_policy
+from tests.support.fake_audit import FakeAuditTrail
 
 Y = today().year
-
-
-class Recorder:
-    """Stands in for AuditTrail: keeps what the watcher submits."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def submit_nowait(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-
-    def actions(self) -> list[str]:
-        return [r["event"]["action"] for r in self.records]
 
 
 class Rig:
@@ -43,7 +31,7 @@ class Rig:
         self.path = write_policy(directory)
         self.store = PolicyStore()
         self.store.path = str(self.path)
-        self.audit = Recorder()
+        self.audit = FakeAuditTrail()
         self.watcher = PolicyWatcher(self.store, self.audit)  # type: ignore[arg-type]
         self.store.install(read_policy(str(self.path)))
         self.first = self.store.require()
@@ -142,7 +130,7 @@ def test_revocation_is_swapped_in_and_recorded(rig: Rig) -> None:
 
 def test_category_file_change_is_picked_up(rig: Rig) -> None:
     """Editing a category list the policy names reloads it; the record counts the change."""
-    (rig.path.parent / "categories" / "social.txt").write_text(CATEGORY + "tiktok.com\n")
+    (rig.path.parent / "categories" / "social.txt").write_text(SOCIAL_LIST + "tiktok.com\n")
     assert result(run(rig.watcher.check())) == "loaded"
     d = decide(rig.store.require(), "carol", ["www.tiktok.com"], "GET", dt.datetime.now(dt.UTC))
     assert d.blocked
@@ -289,7 +277,7 @@ def test_sighup_reloads_at_once(rig: Rig) -> None:
 )
 def test_reload_interval_option(value: float, ok: bool) -> None:
     """socialgate_reload_interval is 0 (off) or at least 0.1 s; anything else names the option."""
-    watcher = PolicyWatcher(PolicyStore(), Recorder())  # type: ignore[arg-type]
+    watcher = PolicyWatcher(PolicyStore(), FakeAuditTrail())  # type: ignore[arg-type]
     with taddons.context(watcher) as tctx:
         if ok:
             tctx.configure(watcher, socialgate_reload_interval=value)

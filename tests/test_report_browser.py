@@ -28,7 +28,7 @@ import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Message, Ping, Request, TextMessage
 
-from tests.investigate_data import write_key, write_logs, write_policy
+from tests.support.audit_scenario import write_key, write_logs, write_policy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -6,14 +6,14 @@ import pathlib
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import start_proxy
 from tests.support.certs import UPSTREAM_CN
 from tests.support.client import connect_tunnel, tls_request
-from tests.support.proxy import BIN, Proxy
+from tests.support.proxy import BIN, Proxy, start_proxy
 from tests.support.upstream import Servers
 
 pytestmark = pytest.mark.integration
@@ -124,7 +124,7 @@ def test_streamed_upload_to_social_site_never_reaches_upstream(
     try:
         servers.clear()
 
-        def body() -> object:
+        def body() -> Iterator[bytes]:
             for _ in range(64):
                 yield b"x" * 4096
 
@@ -149,14 +149,14 @@ def test_streamed_upload_to_social_site_never_reaches_upstream(
 @pytest.fixture(scope="module")
 def no_intercept(
     tmp_path_factory: pytest.TempPathFactory, policy_dir: pathlib.Path, servers: Servers
-) -> Proxy:
+) -> Iterator[Proxy]:
     p = start_proxy(
         tmp_path_factory.mktemp("nointercept"),
         policy_dir,
         servers,
         options=("--set", "socialgate_intercept_social=false"),
     )
-    yield p  # type: ignore[misc]
+    yield p
     p.stop()
 
 

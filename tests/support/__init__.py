@@ -1,0 +1,1 @@
+"""Test helpers, the one home for them: import as `from tests.support.<module> import <name>`."""

@@ -13,6 +13,18 @@ from cryptography.x509.oid import NameOID
 
 UPSTREAM_CN = "socialgate-test-upstream"
 
+# Every host the integration tests reach through the proxy, as the upstream's cert names them.
+UPSTREAM_NAMES = [
+    "example.org",
+    "*.example.org",
+    "facebook.com",
+    "*.facebook.com",
+    "x.com",
+    "*.x.com",
+    "linkedin.com",
+    "*.linkedin.com",
+]
+
 
 def make_cert(directory: pathlib.Path, names: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
     """Write cert.pem and key.pem valid for ``names`` (and 127.0.0.1); return their paths."""

@@ -1,5 +1,5 @@
 """A raw CONNECT client, for what httpx cannot do: pick the SNI apart from Host,
-look at the certificate the server presented."""
+look at the certificate the server presented, keep one HTTP/2 connection open."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import base64
 import socket
 import ssl
 
+import h2.config
+import h2.connection
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset
 
 
 def _read_head(sock: socket.socket) -> bytes:
@@ -93,3 +96,46 @@ def tls_request(
         pass
     tls.close()
     return data, str(issuer)
+
+
+class H2Client:
+    """One HTTP/2 connection through the proxy's CONNECT tunnel (httpx prefers HTTP/1.1)."""
+
+    def __init__(self, proxy_port: int, host: str, user: str, password: str, ca: str) -> None:
+        sock, head = connect_tunnel(proxy_port, f"{host}:443", user, password)
+        assert b" 200 " in head.split(b"\r\n", 1)[0], head
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.set_alpn_protocols(["h2"])
+        self.tls = ctx.wrap_socket(sock, server_hostname=host)
+        assert self.tls.selected_alpn_protocol() == "h2"
+        self.host = host
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.tls.sendall(self.conn.data_to_send())
+
+    def get(self, path: str) -> int:
+        """Send GET on a new stream of the same connection; return the response status."""
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(
+            sid,
+            [(":method", "GET"), (":authority", self.host), (":scheme", "https"),
+             (":path", path)],
+            end_stream=True,
+        )  # fmt: skip
+        self.tls.sendall(self.conn.data_to_send())
+        status = 0
+        while True:
+            data = self.tls.recv(65536)
+            assert data, "connection closed"
+            for ev in self.conn.receive_data(data):
+                if isinstance(ev, ResponseReceived) and ev.stream_id == sid:
+                    status = int(dict(ev.headers)[b":status"])
+                elif isinstance(ev, DataReceived):
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, StreamEnded | StreamReset) and ev.stream_id == sid:
+                    self.tls.sendall(self.conn.data_to_send())
+                    return status
+            self.tls.sendall(self.conn.data_to_send())
+
+    def close(self) -> None:
+        self.tls.close()

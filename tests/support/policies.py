@@ -7,21 +7,11 @@ import pathlib
 
 import bcrypt
 
+from tests.support.categories import write_social_list
+
 USERS = ["alice", "bob", "carol", "dana", "erin", "frank", "gina"]
 PASSWORD = "Corr3ct-Horse-Battery"
 KIOSK_IP = "127.0.0.2"
-
-CATEGORY = """\
-# test list
-[facebook.com]
-facebook.com
-fbcdn.net
-[x.com]
-x.com
-twimg.com
-[linkedin.com]
-linkedin.com
-"""
 
 
 def write_policy(directory: pathlib.Path, *, today: dt.date | None = None) -> pathlib.Path:
@@ -29,8 +19,7 @@ def write_policy(directory: pathlib.Path, *, today: dt.date | None = None) -> pa
     today = today or dt.datetime.now(dt.UTC).date()
     d = dt.timedelta
     away = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][(today.weekday() + 3) % 7]
-    (directory / "categories").mkdir(parents=True, exist_ok=True)
-    (directory / "categories" / "social.txt").write_text(CATEGORY)
+    write_social_list(directory)
     text = f"""\
 version: 1
 organisation: Test Department

@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tests.support.upstream import Servers
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 LISTENING = re.compile(r"proxy listening at .*?:(\d+)")
@@ -149,11 +151,31 @@ class Proxy:
         raise AssertionError(f"no audit record with event.id {ref}")
 
     def wait_for_records(self, n: int, timeout: float = 5) -> list[dict[str, Any]]:
-        # Blocked attempts are written by the audit thread without holding the response.
         """Access records, once at least ``n`` are on disk."""
+        # Blocked attempts are written by the audit thread without holding the response.
         deadline = time.monotonic() + timeout
         while True:
             recs = self.access_records()
             if len(recs) >= n or time.monotonic() > deadline:
                 return recs
             time.sleep(0.05)
+
+
+def start_proxy(
+    workdir: pathlib.Path,
+    policy_dir: pathlib.Path,
+    servers: Servers,
+    *,
+    via: str = "mitmdump",
+    options: tuple[str, ...] = (),
+) -> Proxy:
+    """A started proxy on ``policy_dir``'s policy.yaml and htpasswd, in front of ``servers``."""
+    return Proxy(
+        workdir,
+        policy_dir / "policy.yaml",
+        workdir / "audit.jsonl",
+        servers.http.port,
+        servers.https.port,
+        via=via,
+        options=("--set", f"proxyauth=@{policy_dir / 'htpasswd'}", *options),
+    ).start()

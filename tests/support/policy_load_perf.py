@@ -1,6 +1,6 @@
 """Measure loading a policy whose category file lists 1,000,000 domains.
 
-Run by hand: ``.venv/bin/python tests/perf_policy_load.py [N] [--json]``. Prints
+Run by hand: ``.venv/bin/python tests/support/policy_load_perf.py [N] [--json]``. Prints
 the load time and the process's peak RSS; the targets are ≤ 3 s and ≤ 300 MB.
 The list is generated into a temporary directory (never committed).
 ``test_policy_load.py::test_million_domain_list`` runs it when SOCIALGATE_PERF=1.

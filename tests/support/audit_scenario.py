@@ -1,4 +1,4 @@
-"""Audit logs with known content for the investigation tests (plain imports, not a conftest).
+"""Audit logs with known content for the investigation tests.
 
 Records are built by the proxy's own `access_record` / `event_record` and
 sealed into per-worker hash chains by `audit.chain`, so the reader is tested
@@ -16,6 +16,8 @@ import pathlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from proxy_addons.audit.chain import GENESIS, canonical, seal
 from proxy_addons.audit.record import Access, access_record, event_record
@@ -279,30 +281,18 @@ def write_key(directory: pathlib.Path) -> pathlib.Path:
     return path
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    code: int
-    out: bytes
-    err: str
+def proxy_host_workdir(
+    directory: pathlib.Path, monkeypatch: pytest.MonkeyPatch, *, key: bool = False
+) -> pathlib.Path:
+    """Make ``directory`` the working directory as on the proxy host and return it.
 
-    @property
-    def text(self) -> str:
-        return self.out.decode("utf-8")
-
-    @property
-    def lines(self) -> list[str]:
-        return self.text.splitlines()
-
-
-def socialgate(capsys: Any, *argv: str) -> Result:
-    """Run the real `socialgate` entry point in-process; what a user would see."""
-    from proxy_addons.cli.main import main
-
-    capsys.readouterr()
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err.decode("utf-8"))
+    It holds policies/policy.yaml and logs/audit*.jsonl* (and audit-hmac.key if ``key``);
+    SOCIALGATE_POLICY is unset so the commands find the policy where an admin's would.
+    """
+    write_logs(directory / "logs")
+    write_policy(directory / "policies")
+    if key:
+        write_key(directory)
+    monkeypatch.chdir(directory)
+    monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
+    return directory

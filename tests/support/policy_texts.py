@@ -1,14 +1,15 @@
-"""Shared policy texts and helpers for the policy tests (not a conftest: plain imports)."""
+"""Policy texts and files for the policy loading, schema and CLI tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-DATA = Path(__file__).parent / "data" / "policies"
+TESTS = Path(__file__).resolve().parents[1]
+DATA = TESTS / "data" / "policies"
 PRODUCT_EXAMPLE = DATA / "product_example" / "policy.yaml"
 UNICODE_EXAMPLE = DATA / "unicode" / "policy.yaml"
-SHIPPED = Path(__file__).parent.parent / "policies" / "policy.yaml"
-SHIPPED_SCHEMA = Path(__file__).parent.parent / "policies" / "policy.schema.json"
+SHIPPED = TESTS.parent / "policies" / "policy.yaml"
+SHIPPED_SCHEMA = TESTS.parent / "policies" / "policy.schema.json"
 
 # A minimal valid policy; its line numbers are relied on by the invalid-case
 # table (line 8 is blocked_categories, lines 10-17 the one exemption).
@@ -38,6 +39,12 @@ SCHEDULE = """\
       from: "08:00"
       to: "18:00"
 """  # appended to VALID: lines 18-21
+
+
+def sub(old: str, new: str, base: str = VALID) -> str:
+    """``base`` with the first ``old`` replaced by ``new``; ``old`` must be there."""
+    assert old in base, old
+    return base.replace(old, new, 1)
 
 
 def write_policy(directory: Path, text: str, files: dict[str, str] | None = None) -> Path:
