@@ -15,8 +15,9 @@ import pytest
 from proxy_addons.errors import PolicyError
 from proxy_addons.hosts import parse_ip
 from proxy_addons.policy import yamlmarks
-from proxy_addons.policy.load import MAX_POLICY_BYTES, load_policy, parse_policy_text
+from proxy_addons.policy.load import load_policy, parse_policy_text
 from proxy_addons.policy.model import UTC, Access, Policy
+from proxy_addons.policy.policyfile import MAX_POLICY_BYTES
 
 sys.path.insert(0, str(Path(__file__).parent))
 from policy_fixtures import (
