@@ -85,9 +85,9 @@ def _revocation(r: Revocation) -> dict[str, str]:
     return {"date": r.date.isoformat(), "by": r.by, "reason": r.reason}
 
 
-def _exemption_fields(ex: Exemption) -> dict[str, Any]:
+def _terms(ex: Exemption) -> dict[str, Any]:
+    """What an exemption allows, until when and on whose approval (JSON-safe)."""
     return {
-        "exemption_id": ex.id,
         "sites": list(ex.sites),
         "access": str(ex.access),
         "business_case": ex.business_case,
@@ -95,8 +95,12 @@ def _exemption_fields(ex: Exemption) -> dict[str, Any]:
         "ticket": ex.ticket,
         "granted": ex.granted.isoformat(),
         "expires": ex.expires.isoformat(),
-        "schedule": _schedule_text(ex.schedule),
     }
+
+
+def _exemption_fields(ex: Exemption) -> dict[str, Any]:
+    # Key order is part of the admin audit record as written: keep it.
+    return {"exemption_id": ex.id, **_terms(ex), "schedule": _schedule_text(ex.schedule)}
 
 
 def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Record:
@@ -302,13 +306,7 @@ def _row(policy: Policy, ex: Exemption, status: str, today: dt.date) -> dict[str
         "status": status,
         "user": ex.user,
         "group": ex.group,
-        "sites": list(ex.sites),
-        "access": str(ex.access),
-        "business_case": ex.business_case,
-        "approved_by": ex.approved_by,
-        "ticket": ex.ticket,
-        "granted": ex.granted.isoformat(),
-        "expires": ex.expires.isoformat(),
+        **_terms(ex),
         "days_left": (ex.expires - today).days,
         "schedule": _schedule_text(ex.schedule),
         "revoked": _revocation(ex.revoked) if ex.revoked else None,
