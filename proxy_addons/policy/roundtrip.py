@@ -35,6 +35,7 @@ def plain_or_quoted(text: str) -> str:
 
 
 def flow(items: list[str]) -> CommentedSeq:
+    """A list written on one line, ``[a, b]``, as the shipped policy writes short lists."""
     seq = CommentedSeq([plain_or_quoted(i) for i in items])
     seq.fa.set_flow_style()
     return seq
