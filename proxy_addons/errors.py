@@ -8,6 +8,10 @@ Anything else escaping is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from proxy_addons.problems import Problem
+
 
 class SocialgateError(Exception):
     """Base class: a problem the user can fix; ``str()`` is a one-line message."""
@@ -16,38 +20,38 @@ class SocialgateError(Exception):
 class PolicyError(SocialgateError):
     """The policy (or a category file it names) is invalid.
 
-    ``errors`` holds every problem found, each as ``(path, line, message)``;
+    ``errors`` holds every problem found, each a `Problem` ``(path, line, message)``;
     ``str()`` is the first one as ``path:line: message``.
     """
 
-    def __init__(self, errors: list[tuple[str, int, str]]) -> None:
+    def __init__(self, errors: Sequence[tuple[str, int, str]]) -> None:
         if not errors:
             raise ValueError("PolicyError needs at least one error")
-        self.errors = errors
-        super().__init__(self.format(*errors[0]))
-
-    @staticmethod
-    def format(path: str, line: int, message: str) -> str:
-        return f"{path}:{line}: {message}" if line else f"{path}: {message}"
+        self.errors = [Problem(*e) for e in errors]
+        super().__init__(str(self.errors[0]))
 
     @property
     def path(self) -> str:
-        return self.errors[0][0]
+        return self.errors[0].file
 
     @property
     def line(self) -> int:
-        return self.errors[0][1]
+        return self.errors[0].line
 
     @property
     def message(self) -> str:
-        return self.errors[0][2]
+        return self.errors[0].message
 
     def lines(self) -> list[str]:
-        return [self.format(*e) for e in self.errors]
+        return [str(e) for e in self.errors]
 
 
 class ConfigError(SocialgateError):
     """A bad option or command-line value (names the option and the value)."""
+
+
+class EditRefused(ConfigError):
+    """A requested policy edit is not allowed (bad value, unknown id, already revoked …)."""
 
 
 class AuditError(SocialgateError):

@@ -89,6 +89,14 @@ def parse_ip(name: str) -> IPAddress | None:
         return None
 
 
+def domain_name(text: str) -> str | None:
+    """The normalised domain name (not an IP literal, at least two labels), else None."""
+    domain = normalise_host(text)
+    if domain is None or parse_ip(domain) is not None or "." not in domain:
+        return None
+    return domain
+
+
 class Match(NamedTuple):
     """A list entry that covers a host, and the value stored for it."""
 
@@ -209,8 +217,8 @@ def parse_domain_lines(
             # starts with a letter is never an IP literal.
             domain = line
         else:
-            normalised = normalise_host(line)
-            if normalised is None or parse_ip(normalised) is not None or "." not in normalised:
+            normalised = domain_name(line)
+            if normalised is None:
                 errors.append((lineno, f"{line!r} is not a domain name"))
                 continue
             domain = normalised

@@ -21,8 +21,9 @@ from mitmproxy import ctx, exceptions
 
 from proxy_addons.errors import PolicyError
 from proxy_addons.paths import DEFAULT_POLICY
-from proxy_addons.policy.load import MAX_POLICY_BYTES, parse_policy_text
+from proxy_addons.policy.load import parse_policy_text
 from proxy_addons.policy.model import Policy
+from proxy_addons.policy.policyfile import MAX_POLICY_BYTES, decode_policy, unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +74,9 @@ def read_policy(path: str) -> Reading:
     try:
         data = _read_stamped(Path(path), files, MAX_POLICY_BYTES)
     except OSError as e:
-        error = PolicyError([(path, 0, f"cannot read policy file: {e.strerror or e}")])
-        return Reading(path, None, error, files)
+        return Reading(path, None, unreadable(path, e), files)
     try:
-        if len(data) > MAX_POLICY_BYTES:
-            raise PolicyError([(path, 0, "policy file is too large")])
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise PolicyError([(path, line, "policy file is not UTF-8 text")]) from None
+        text = decode_policy(data, path)
         policy = parse_policy_text(text, path, read_file=lambda p: _read_stamped(p, files, None))
     except PolicyError as e:
         return Reading(path, None, e, files)

@@ -15,8 +15,9 @@ import pytest
 from proxy_addons.errors import PolicyError
 from proxy_addons.hosts import IPAddress, parse_ip
 from proxy_addons.policy import yamlmarks
-from proxy_addons.policy.load import MAX_POLICY_BYTES, load_policy, parse_policy_text
+from proxy_addons.policy.load import load_policy, parse_policy_text
 from proxy_addons.policy.model import UTC, Access, Policy
+from proxy_addons.policy.policyfile import MAX_POLICY_BYTES
 from tests.support.invalid_policies import INVALID
 from tests.support.policy_texts import (
     PRODUCT_EXAMPLE,

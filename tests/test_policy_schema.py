@@ -15,7 +15,7 @@ jsonschema = pytest.importorskip("jsonschema")
 from ruamel.yaml import YAML  # noqa: E402
 
 from proxy_addons.errors import PolicyError  # noqa: E402
-from proxy_addons.policy import load  # noqa: E402
+from proxy_addons.policy import schema as load  # noqa: E402
 from proxy_addons.policy.load import load_policy, parse_policy_text  # noqa: E402
 from tests.support.invalid_policies import INVALID  # noqa: E402
 from tests.support.policy_texts import (  # noqa: E402

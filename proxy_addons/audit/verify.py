@@ -30,23 +30,10 @@ from proxy_addons.audit.checkpoints import Checkpoint, read_checkpoints
 from proxy_addons.audit.keys import load_public_key, load_secret
 from proxy_addons.errors import AuditError
 from proxy_addons.paths import DEFAULT_KEY
+from proxy_addons.problems import Problem
 
 # A break record may link back this far into the previous segment.
 _RECENT = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.file}:{self.line}: {self.message}"
-            if self.line
-            else (f"{self.file}: {self.message}")
-        )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from proxy_addons.cli.common import policy_option
+from proxy_addons.cli.common import format_option, holder_text, policy_option
 from proxy_addons.decide import (
     Decision,
     Reason,
@@ -30,10 +30,10 @@ from proxy_addons.decide import (
 from proxy_addons.errors import ConfigError
 from proxy_addons.hosts import normalise_host
 from proxy_addons.policy.load import load_policy
-from proxy_addons.policy.model import READ_ONLY_METHODS, Exemption, Policy, Schedule
+from proxy_addons.policy.model import READ_ONLY_METHODS, Exemption, Policy
+from proxy_addons.policy.schedule import schedule_text
 
 _METHOD = re.compile(r"^[A-Za-z]{1,20}$")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +70,6 @@ def parse_at(text: str | None, policy: Policy) -> dt.datetime:
     return when
 
 
-def _schedule_text(s: Schedule) -> str:
-    days = ",".join(_DAYS[d] for d in sorted(s.days))
-    end = "24:00" if s.end == dt.time(0, 0) else s.end.strftime("%H:%M")
-    return f"{days} {s.start.strftime('%H:%M')}-{end} {s.timezone.key}"
-
-
 def _why(ex: Exemption, verdict: Reason, method: str, match: SiteMatch) -> str:
     if verdict is Reason.REVOKED and ex.revoked is not None:
         r = ex.revoked
@@ -85,7 +79,7 @@ def _why(ex: Exemption, verdict: Reason, method: str, match: SiteMatch) -> str:
     if verdict is Reason.NOT_YET_VALID:
         return f"not valid before {ex.granted}"
     if verdict is Reason.OUTSIDE_SCHEDULE and ex.schedule is not None:
-        return f"outside its schedule ({_schedule_text(ex.schedule)})"
+        return f"outside its schedule ({schedule_text(ex.schedule)})"
     if verdict is Reason.READ_ONLY:
         allowed = ", ".join(sorted(READ_ONLY_METHODS))
         return f"read-only: {method} is not allowed (only {allowed})"
@@ -120,10 +114,6 @@ def consider(
         else:
             out.append(Considered(ex, True, verdict, False, _why(ex, verdict, method, match)))
     return out
-
-
-def _subject(ex: Exemption) -> str:
-    return f"user {ex.user}" if ex.user is not None else f"group {ex.group}"
 
 
 def _headline(d: Decision) -> str:
@@ -166,7 +156,7 @@ def _as_json(
         "exemptions": [
             {
                 "id": c.exemption.id,
-                "subject": _subject(c.exemption),
+                "subject": holder_text(c.exemption),
                 "sites": list(c.exemption.sites),
                 "access": str(c.exemption.access),
                 "covers": c.covers,
@@ -190,13 +180,7 @@ def _as_json(
     metavar="TIME",
     help="ISO 8601 date/time (default: now); without a zone, the policy's time zone.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json")
 @click.argument("url")
 def check(policy_path: str, user: str, method: str, at: str | None, fmt: str, url: str) -> None:
     """Explain what the proxy decides for USER requesting URL.
@@ -239,4 +223,4 @@ def check(policy_path: str, user: str, method: str, at: str | None, fmt: str, ur
     for c in considered:
         mark = "*" if c.used else "-"
         ex = c.exemption
-        click.echo(f"    {mark} {ex.id} ({_subject(ex)}, {ex.access}): {c.detail}")
+        click.echo(f"    {mark} {ex.id} ({holder_text(ex)}, {ex.access}): {c.detail}")

@@ -22,15 +22,15 @@ import click
 
 from proxy_addons.audit.append import append_records
 from proxy_addons.audit.record import Record, event_record
-from proxy_addons.cli.common import policy_option
+from proxy_addons.cli.common import format_option, holder_text, policy_option
 from proxy_addons.decide import Reason, exemption_verdict
 from proxy_addons.errors import AuditError, ConfigError
 from proxy_addons.paths import DEFAULT_ADMIN_LOG, DEFAULT_KEY, DEFAULT_SIGNING_KEY
 from proxy_addons.policy import edit
 from proxy_addons.policy.load import load_policy
-from proxy_addons.policy.model import Access, Exemption, Policy, Schedule
+from proxy_addons.policy.model import Access, Exemption, Policy, Revocation, Schedule
+from proxy_addons.policy.schedule import parse_schedule, schedule_text
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WITHIN = re.compile(r"^([0-9]{1,5})([dw]?)$")
 
 
@@ -57,43 +57,37 @@ def parse_within(value: str) -> int:
     return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
 
 
+# (option, default path, help), in the order --help lists them.
+_AUDIT_OPTIONS = (
+    ("--audit-log", DEFAULT_ADMIN_LOG, "Admin audit chain the change is recorded in."),
+    ("--key", DEFAULT_KEY, "HMAC key of the audit chain (the proxy's)."),
+    (
+        "--signing-key",
+        DEFAULT_SIGNING_KEY,
+        "Ed25519 key that signs a checkpoint after each change ('' for none).",
+    ),
+)
+
+
 def audit_options[F: Callable[..., Any]](f: F) -> F:
     """Where the admin audit chain goes, and its keys."""
-    f = click.option(
-        "--signing-key",
-        default=DEFAULT_SIGNING_KEY,
-        show_default=True,
-        metavar="PATH",
-        help="Ed25519 key that signs a checkpoint after each change ('' for none).",
-    )(f)
-    f = click.option(
-        "--key",
-        default=DEFAULT_KEY,
-        show_default=True,
-        metavar="PATH",
-        help="HMAC key of the audit chain (the proxy's).",
-    )(f)
-    f = click.option(
-        "--audit-log",
-        default=DEFAULT_ADMIN_LOG,
-        show_default=True,
-        metavar="PATH",
-        help="Admin audit chain the change is recorded in.",
-    )(f)
+    # Decorators apply innermost first: the last option listed is added first.
+    for name, default, help_ in reversed(_AUDIT_OPTIONS):
+        f = click.option(name, default=default, show_default=True, metavar="PATH", help=help_)(f)
     return f
 
 
 def _schedule_text(s: Schedule | None) -> str | None:
-    if s is None:
-        return None
-    end = "24:00" if s.end == dt.time(0, 0) else s.end.strftime("%H:%M")
-    days = ",".join(_DAYS[d] for d in sorted(s.days))
-    return f"{days} {s.start.strftime('%H:%M')}-{end} {s.timezone.key}"
+    return schedule_text(s) if s is not None else None
 
 
-def _exemption_fields(ex: Exemption) -> dict[str, Any]:
+def _revocation(r: Revocation) -> dict[str, str]:
+    return {"date": r.date.isoformat(), "by": r.by, "reason": r.reason}
+
+
+def _terms(ex: Exemption) -> dict[str, Any]:
+    """What an exemption allows, until when and on whose approval (JSON-safe)."""
     return {
-        "exemption_id": ex.id,
         "sites": list(ex.sites),
         "access": str(ex.access),
         "business_case": ex.business_case,
@@ -101,8 +95,12 @@ def _exemption_fields(ex: Exemption) -> dict[str, Any]:
         "ticket": ex.ticket,
         "granted": ex.granted.isoformat(),
         "expires": ex.expires.isoformat(),
-        "schedule": _schedule_text(ex.schedule),
     }
+
+
+def _exemption_fields(ex: Exemption) -> dict[str, Any]:
+    # Key order is part of the admin audit record as written: keep it.
+    return {"exemption_id": ex.id, **_terms(ex), "schedule": _schedule_text(ex.schedule)}
 
 
 def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Record:
@@ -115,7 +113,7 @@ def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Reco
         "previous_sha256": result.previous_sha256,
         "os_user": os_user(),
     }
-    subject = f"user {ex.user}" if ex.user is not None else f"group {ex.group}"
+    subject = holder_text(ex)
     if result.action == "granted":
         message = f"exemption {ex.id} granted to {subject} by {admin}: {', '.join(ex.sites)}"
         type_ = ["creation"]
@@ -131,11 +129,7 @@ def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Reco
         type_ = ["change"]
     else:
         assert ex.revoked is not None
-        fields["revoked"] = {
-            "date": ex.revoked.date.isoformat(),
-            "by": ex.revoked.by,
-            "reason": ex.revoked.reason,
-        }
+        fields["revoked"] = _revocation(ex.revoked)
         message = f"exemption {ex.id} of {subject} revoked by {admin}: {ex.revoked.reason}"
         type_ = ["change"]
     return event_record(
@@ -234,14 +228,13 @@ def grant(
         approved_by=approved_by,
         expires=parse_date(expires, "--expires"),
         ticket=ticket,
-        schedule=edit.parse_schedule(schedule) if schedule else None,
+        schedule=parse_schedule(schedule) if schedule else None,
     )
     admin = approved_by.strip()
     result = edit.grant(policy_path, spec, commit=_committer(admin, audit_log, key, signing_key))
     ex = result.after
-    who = f"user {ex.user}" if ex.user else f"group {ex.group}"
     click.echo(
-        f"granted {ex.id}: {who}, {', '.join(ex.sites)} ({ex.access}) "
+        f"granted {ex.id}: {holder_text(ex)}, {', '.join(ex.sites)} ({ex.access}) "
         f"from {ex.granted} until {ex.expires}"
     )
 
@@ -313,24 +306,10 @@ def _row(policy: Policy, ex: Exemption, status: str, today: dt.date) -> dict[str
         "status": status,
         "user": ex.user,
         "group": ex.group,
-        "sites": list(ex.sites),
-        "access": str(ex.access),
-        "business_case": ex.business_case,
-        "approved_by": ex.approved_by,
-        "ticket": ex.ticket,
-        "granted": ex.granted.isoformat(),
-        "expires": ex.expires.isoformat(),
+        **_terms(ex),
         "days_left": (ex.expires - today).days,
         "schedule": _schedule_text(ex.schedule),
-        "revoked": (
-            {
-                "date": ex.revoked.date.isoformat(),
-                "by": ex.revoked.by,
-                "reason": ex.revoked.reason,
-            }
-            if ex.revoked
-            else None
-        ),
+        "revoked": _revocation(ex.revoked) if ex.revoked else None,
     }
 
 
@@ -365,9 +344,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     help="Only those expiring within this many days (30d, 4w).",
 )
 @click.option("--include-expired", is_flag=True, help="Also show expired and revoked ones.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@format_option("table", "json")
 def list_(
     policy_path: str,
     user: str | None,

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from proxy_addons.cli.common import format_option
 from proxy_addons.errors import PolicyError
 from proxy_addons.paths import default_policy
 from proxy_addons.policy.load import load_policy
@@ -39,14 +40,7 @@ def summary(p: Policy) -> dict[str, Any]:
 
 @policy.command("validate")
 @click.argument("policy_path", metavar="[POLICY]", required=False)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one object {ok, errors, summary} on stdout.",
-)
+@format_option("text", "json", help="json: one object {ok, errors, summary} on stdout.")
 @click.pass_context
 def validate(ctx: click.Context, policy_path: str | None, fmt: str) -> None:
     """Check POLICY and the category files it names.

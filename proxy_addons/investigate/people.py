@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from proxy_addons.investigate.timeparse import Period
 from proxy_addons.policy.model import Exemption, Policy
+from proxy_addons.policy.schedule import schedule_text
 
 NO_GROUP = "(none)"
 
@@ -65,9 +66,4 @@ def groups_of(user: str | None, policy: Policy | None, record_groups: Iterable[s
 
 
 def describe_schedule(ex: Exemption) -> str:
-    s = ex.schedule
-    if s is None:
-        return "any time"
-    names = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    days = ", ".join(names[d] for d in sorted(s.days))
-    return f"{days} {s.start:%H:%M}–{s.end:%H:%M} ({s.timezone.key})"
+    return schedule_text(ex.schedule, "prose") if ex.schedule is not None else "any time"

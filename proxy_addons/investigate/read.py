@@ -28,6 +28,7 @@ from typing import IO, Any, NamedTuple, cast
 
 from proxy_addons.errors import AuditError
 from proxy_addons.investigate.timeparse import Period, parse_record_time
+from proxy_addons.problems import Problem
 
 _TS_NEEDLE = b'"@timestamp":"'
 _TS_KEY = b'"@timestamp":'
@@ -42,18 +43,6 @@ class Entry(NamedTuple):
     line: int
     raw: bytes
     record: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A line that could not be used, or a log that is not in time order."""
-
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,11 @@ from proxy_addons.errors import AuditError
 from proxy_addons.investigate import charts
 from proxy_addons.investigate import fields as f
 from proxy_addons.investigate.people import describe_schedule, exemptions_of, groups_of
-from proxy_addons.investigate.read import Entry, Problem
+from proxy_addons.investigate.read import Entry
 from proxy_addons.investigate.search import LocalTime, detail, event_label
 from proxy_addons.investigate.timeparse import Period, key_to_datetime
 from proxy_addons.policy.model import Exemption, Policy
+from proxy_addons.problems import Problem
 
 TOP_SITES = 10
 # Blocked reasons that mean "tried to use an exemption beyond its terms".

@@ -10,8 +10,7 @@ import jinja2
 
 from proxy_addons.decide import Decision, Reason
 from proxy_addons.policy.model import Policy
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+from proxy_addons.policy.schedule import schedule_text
 
 
 @cache
@@ -59,12 +58,7 @@ def reason_text(decision: Decision, policy: Policy | None) -> str:
         case Reason.REVOKED:
             return f"{ex_name} for this site has been revoked."
         case Reason.OUTSIDE_SCHEDULE if ex is not None and ex.schedule is not None:
-            s = ex.schedule
-            days = ", ".join(_DAYS[d] for d in sorted(s.days))
-            return (
-                f"{ex_name} covers this site only on {days}, "
-                f"{s.start.strftime('%H:%M')}–{s.end.strftime('%H:%M')} ({s.timezone.key})."
-            )
+            return f"{ex_name} covers this site only on {schedule_text(ex.schedule, 'prose')}."
         case Reason.READ_ONLY:
             return (
                 f"{ex_name} is read-only: reading is allowed, but posting, uploading and "

@@ -1,4 +1,9 @@
-"""Policy: model (frozen dataclasses), YAML loading with line marks, validation."""
+"""Policy: the model (frozen dataclasses), loading and validating the file, editing it.
+
+`load` reads a file into a `Policy` (one module per section does the
+checking), `edit` changes exemptions in place, `schedule` is the day and
+time vocabulary shared by the file, the command line and every page.
+"""
 
 from proxy_addons.policy.model import (
     Access,
