@@ -18,7 +18,8 @@ from collections.abc import Iterator
 import pytest
 from test_audit_support import Env, rec
 
-from proxy_addons.audit.writer import ChainWriter, rotated_name
+from proxy_addons.audit.files import rotated_name
+from proxy_addons.audit.writer import ChainWriter
 from proxy_addons.errors import AuditError, AuditUnavailable
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 
 from proxy_addons.audit import checkpoints as cps
+from proxy_addons.audit.files import default_checkpoints_path
 from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
 from proxy_addons.audit.record import Record
 from proxy_addons.audit.sink import Renderer
@@ -104,7 +105,7 @@ def append_records(
             finally:
                 os.close(dir_fd)
         if signing is not None:
-            cp_path = checkpoints_path or cps.default_checkpoints_path(log_path)
+            cp_path = checkpoints_path or default_checkpoints_path(log_path)
             n = cps.last_checkpoint_number(cp_path, chain_worker) + 1
             body = cps.sign(
                 signing, worker=chain_worker, n=n, seq=seq, hash_=prev,

@@ -38,9 +38,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from proxy_addons.audit import checkpoints as cps
 from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
+from proxy_addons.audit.files import last_rotation, rotated_name
 from proxy_addons.audit.record import Record, event_record
 from proxy_addons.audit.sink import Renderer
-from proxy_addons.audit.verify import series
 from proxy_addons.errors import AuditError, AuditUnavailable
 
 logger = logging.getLogger(__name__)
@@ -65,16 +65,6 @@ class WriterConfig:
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def rotated_name(path: pathlib.Path, now: dt.datetime) -> pathlib.Path:
-    """``audit.jsonl`` -> ``audit.jsonl.20261125T100000123456Z`` (sorts by time; never reused)."""
-    base = path.with_name(f"{path.name}.{now.astimezone(dt.UTC):%Y%m%dT%H%M%S%fZ}")
-    candidate, n = base, 0
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
 
 
 def _fsync_dir(path: pathlib.Path) -> None:
@@ -343,10 +333,10 @@ class ChainWriter:
 
     def _rotated_tail(self) -> Tail:
         """An empty live file (crash right after a rotation): continue from the newest rotated."""
-        rotated = [p for p in series(self.path) if p != self.path]
-        if not rotated:
+        rotated = last_rotation(self.path)
+        if rotated is None:
             return Tail(None, 0, GENESIS, None, b"")
-        tail = read_tail(rotated[-1], self._key)
+        tail = read_tail(rotated, self._key)
         return Tail(tail.worker, tail.seq, tail.hash, tail.action, b"")
 
     def close(self, stopped: Record | None) -> None:

@@ -1,9 +1,10 @@
 """`socialgate audit search | report | stats`: the investigators' commands.
 
-Logs are positional arguments (default: logs/audit.jsonl and its rotated
-siblings); several workers' files and rotated series are merged in time
-order. Damaged lines are warned about on stderr as ``file:line: message``
-and skipped; the exit status stays 0 (zero matches is also 0).
+Logs are positional arguments (default: every audit log in logs/, the same
+files `audit verify` checks: see `audit/files.py`); several workers' files
+and rotated series are merged in time order. Damaged lines are warned about
+on stderr as ``file:line: message`` and skipped; the exit status stays 0
+(zero matches is also 0).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from proxy_addons.audit.files import default_logs
 from proxy_addons.cli.common import policy_option
 from proxy_addons.errors import ConfigError
 from proxy_addons.investigate import report as report_mod
@@ -28,9 +30,9 @@ from proxy_addons.investigate import search as search_mod
 from proxy_addons.investigate import stats as stats_mod
 from proxy_addons.investigate.filters import OUTCOMES, make_criteria
 from proxy_addons.investigate.progress import StderrConsole
-from proxy_addons.investigate.read import LogReader, Prefilter, default_logs
+from proxy_addons.investigate.read import LogReader, Prefilter
 from proxy_addons.investigate.timeparse import Period, parse_zone, period
-from proxy_addons.paths import DEFAULT_AUDIT_LOG, DEFAULT_KEY
+from proxy_addons.paths import DEFAULT_KEY
 from proxy_addons.policy.model import Policy
 
 
@@ -80,7 +82,7 @@ def _zone(tz_name: str | None, policy: Policy | None) -> tuple[dt.tzinfo, str]:
 
 
 def _logs(logs: tuple[pathlib.Path, ...]) -> list[pathlib.Path]:
-    return list(logs) if logs else default_logs(pathlib.Path(DEFAULT_AUDIT_LOG))
+    return list(logs) if logs else default_logs()
 
 
 def _reader(

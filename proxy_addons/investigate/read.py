@@ -90,26 +90,6 @@ class Progress:
         pass
 
 
-def is_rotated_sibling(path: pathlib.Path) -> bool:
-    """Audit logs next to the default one: audit.jsonl, audit.jsonl.1, audit-<time>.jsonl(.gz)."""
-    name = path.name
-    return (
-        name.startswith("audit")
-        and ".jsonl" in name
-        and "checkpoint" not in name
-        and not name.endswith((".key", ".lock", ".tmp"))
-        and path.is_file()
-    )
-
-
-def default_logs(base: pathlib.Path) -> list[pathlib.Path]:
-    """``base`` and its rotated siblings (``audit*.jsonl*`` in the same directory)."""
-    found = sorted(p for p in base.parent.glob("audit*.jsonl*") if is_rotated_sibling(p))
-    if not found:
-        raise AuditError(f"{base}: no audit log found (give log files as arguments)")
-    return found
-
-
 def unique_paths(paths: Iterable[pathlib.Path]) -> list[pathlib.Path]:
     """The paths in order, each file once (a file named twice would double its records)."""
     seen: set[pathlib.Path] = set()
