@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from proxy_addons.audit.chain import canonical, parse_line
+from proxy_addons.audit.durable import write_all
 from proxy_addons.audit.files import (  # re-exported: the AuditTrail addon imports it from here
     default_checkpoints_path as default_checkpoints_path,
 )
@@ -99,9 +100,7 @@ def append_checkpoint(path: pathlib.Path, body: dict[str, Any]) -> None:
     """Append one signed checkpoint and fsync it (raises OSError)."""
     data = (canonical(body) + "\n").encode("utf-8")
     with _locked_append(path) as fd:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
 
 
