@@ -223,12 +223,10 @@ class LiveFile:
                 if st.st_ino != self._fresh_ino:
                     # Never append to the file that failed: move it aside whole.
                     os.rename(self.path, rotated_name(self.path, self._now()))
-            first = event_record(
+            first = self._own_record(
                 "audit-started",
                 f"audit trail resumed after {self.broken}: new segment",
-                now=self._now(),
-                category=["process"],
-                type_=["start"],
+                "start",
                 reason=self._break_reason,
             )
             self._open_live(first, self._break_reason, self.broken or "")
@@ -247,6 +245,12 @@ class LiveFile:
         )
         self.broken = None
         self._fresh_ino = 0
+
+    def _own_record(self, action: str, message: str, type_: str, **fields: Any) -> Record:
+        """A record the writer makes about the trail itself (lifecycle, rotation, checkpoint)."""
+        return event_record(
+            action, message, now=self._now(), category=["process"], type_=[type_], **fields
+        )
 
     def _close_fd(self) -> None:
         if self._fd is not None:

@@ -19,7 +19,6 @@ from proxy_addons.audit import checkpoints as cps
 from proxy_addons.audit.durable import fsync_dir
 from proxy_addons.audit.files import rotated_name
 from proxy_addons.audit.livefile import LiveFile
-from proxy_addons.audit.record import event_record
 
 logger = logging.getLogger("proxy_addons.audit.writer")  # the writer thread's messages
 
@@ -69,13 +68,11 @@ class Upkeep(LiveFile):
         if not (by_size or by_time) or self._fd is None or not self._size:
             return
         aside = rotated_name(self.path, self._now())
-        note = event_record(
+        note = self._own_record(
             "audit-rotated",
             f"audit log rotated: this file becomes {aside.name}; the chain continues in a new "
             f"{self.path.name}",
-            now=self._now(),
-            category=["process"],
-            type_=["change"],
+            "change",
             socialgate={"rotated_to": aside.name, "reason": "size" if by_size else "time"},
         )
         if not self._append_own(note):
@@ -99,12 +96,10 @@ class Upkeep(LiveFile):
 
     def _checkpoint(self) -> None:
         n = self._cp_n + 1
-        record = event_record(
+        record = self._own_record(
             "checkpoint",
             f"checkpoint {n} of {self.worker}",
-            now=self._now(),
-            category=["process"],
-            type_=["info"],
+            "info",
             socialgate={"checkpoint": {"n": n, "file": self._cp_file_name()}},
         )
         if self._append_own(record):

@@ -16,20 +16,15 @@ its queue and batching; `handover` holds what callers put on the queue.
 from __future__ import annotations
 
 import concurrent.futures
-import datetime as dt
 import logging
 import os
 import queue
 import threading
-import time
-from collections.abc import Callable
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from proxy_addons.audit import checkpoints as cps
 from proxy_addons.audit.durable import write_all
 from proxy_addons.audit.handover import Batch, BatchDone, Item, Stop
-from proxy_addons.audit.livefile import FSYNC_MODES, WriterConfig, utc_now
+from proxy_addons.audit.livefile import FSYNC_MODES, WriterConfig
 from proxy_addons.audit.record import Record
 from proxy_addons.audit.upkeep import Upkeep
 from proxy_addons.errors import AuditError, AuditUnavailable
@@ -44,22 +39,10 @@ __all__ = ["FSYNC_MODES", "BatchDone", "ChainWriter", "WriterConfig"]
 class ChainWriter(Upkeep):
     """Appends records to one live log from a thread of its own; see the module docstring."""
 
-    def __init__(
-        self,
-        config: WriterConfig,
-        key: bytes,
-        signing_key: Ed25519PrivateKey | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], dt.datetime] = utc_now,
-        default_worker: str = "",
-    ) -> None:
-        super().__init__(
-            config, key, signing_key, clock=clock, now=now, default_worker=default_worker
-        )
-        self._queue: queue.SimpleQueue[Item | Batch | Stop] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._closed = False
+    # Set by `open`: until then there is nothing to queue for (`submit` refuses).
+    _queue: queue.SimpleQueue[Item | Batch | Stop]
+    _thread: threading.Thread | None = None
+    _closed = False
 
     # --- start / stop (caller's thread) ----------------------------------
 
@@ -77,6 +60,7 @@ class ChainWriter(Upkeep):
             else 0
         )
         self._cp_at = self._clock()
+        self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="socialgate-audit", daemon=True)
         self._thread.start()
 
