@@ -114,6 +114,11 @@ def _at_least_two(value: int | None) -> int | None:
     return value
 
 
+def _filter(flag: str, dest: str, metavar: str, help_text: str) -> Callable[[Any], Any]:
+    """A repeatable search criterion: a record matches any of the values given."""
+    return click.option(flag, dest, multiple=True, metavar=metavar, help=help_text)
+
+
 def register(group: click.Group) -> None:
     """Add `search`, `report` and `stats` to the `audit` group."""
     for command in (search, report, stats):
@@ -121,25 +126,13 @@ def register(group: click.Group) -> None:
 
 
 @click.command("search")
-@click.option("--user", "users", multiple=True, metavar="USER", help="User name.")
-@click.option("--group", "groups", multiple=True, metavar="GROUP", help="Group (policy or record).")
-@click.option(
-    "--site",
-    "sites",
-    multiple=True,
-    metavar="DOMAIN",
-    help="Site; a domain matches its subdomains.",
-)
-@click.option("--category", "categories", multiple=True, metavar="NAME", help="Category.")
+@_filter("--user", "users", "USER", "User name.")
+@_filter("--group", "groups", "GROUP", "Group (policy or record).")
+@_filter("--site", "sites", "DOMAIN", "Site; a domain matches its subdomains.")
+@_filter("--category", "categories", "NAME", "Category.")
 @click.option("--outcome", "outcomes", multiple=True, type=click.Choice(OUTCOMES))
-@click.option(
-    "--reason",
-    "reasons",
-    multiple=True,
-    metavar="REASON",
-    help="e.g. no-exemption, expired, outside-schedule.",
-)
-@click.option("--exemption", "exemptions", multiple=True, metavar="ID", help="Exemption id.")
+@_filter("--reason", "reasons", "REASON", "e.g. no-exemption, expired, outside-schedule.")
+@_filter("--exemption", "exemptions", "ID", "Exemption id.")
 @click.option(
     "--format", "fmt", type=click.Choice(search_mod.FORMATS), default="table", show_default=True
 )

@@ -74,7 +74,6 @@ def _read(
     ascii_table = _ASCII
     access = ACCESS_TEXTS
     last_key = ""
-    reported_order = False
     fields: tuple[bytes, ...] = ()
     label_lo = label_hi = label_text = ""
     for lineno, raw in enumerate(lines, 1):
@@ -100,8 +99,7 @@ def _read(
                 if found is None:
                     continue
                 record, key = found
-        if key < last_key and not reported_order:
-            reported_order = True
+        if key < last_key:
             reader.out_of_order(fileno, lineno, key, last_key)
         if key > last_key:
             last_key = key

@@ -147,6 +147,7 @@ class LogReader:
     progress_factory: Callable[[int], Progress] | None = None
     problems: list[Problem] = field(default_factory=list)
     lines_read: int = 0
+    _unordered: set[int] = field(default_factory=set, init=False, repr=False)  # files reported
 
     def __post_init__(self) -> None:
         self.paths = unique_paths(self.paths)
@@ -172,6 +173,7 @@ class LogReader:
         for p in self.paths:
             if p.is_dir():
                 raise AuditError(f"{p}: is a directory, not an audit log")
+        self._unordered.clear()  # a new pass reports its own order problems
         opened = [open_log(p) for p in self.paths]
         total = sum(pathlib.Path(p).stat().st_size for p in self.paths)
         progress = self.progress_factory(total) if self.progress_factory else None
@@ -231,7 +233,10 @@ class LogReader:
         return record, key
 
     def out_of_order(self, fileno: int, lineno: int, key: str, last_key: str) -> None:
-        """Report (once per file) a timestamp earlier than the line before."""
+        """Report a timestamp earlier than the line before: the first one of each file."""
+        if fileno in self._unordered:
+            return
+        self._unordered.add(fileno)
         self._problem(
             fileno,
             lineno,
@@ -245,7 +250,6 @@ class LogReader:
         timed = since is not None or until is not None
         rejects = self.prefilter.rejects if self.prefilter.groups else None
         last_key = ""
-        reported_order = False
         for lineno, raw in enumerate(lines, 1):
             if (rejects is not None and rejects(raw)) or (
                 # Cheap time test on the raw text; the parsed value decides below.
@@ -258,8 +262,7 @@ class LogReader:
             if parsed is None:
                 continue
             record, key = parsed
-            if key < last_key and not reported_order:
-                reported_order = True
+            if key < last_key:
                 self.out_of_order(fileno, lineno, key, last_key)
             last_key = max(key, last_key)
             if (since is not None and key < since) or (until is not None and key >= until):
