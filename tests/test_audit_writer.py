@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from proxy_addons.audit.writer import ChainWriter, rotated_name
+from proxy_addons.audit.files import rotated_name
+from proxy_addons.audit.writer import ChainWriter
 from proxy_addons.errors import AuditError, AuditUnavailable
 from tests.support.audit_env import Env, rec
 

@@ -10,10 +10,11 @@ import pathlib
 
 import pytest
 
+from proxy_addons.audit.files import default_logs
 from proxy_addons.errors import AuditError, ConfigError
 from proxy_addons.investigate import progress as progress_mod
 from proxy_addons.investigate import read as read_mod
-from proxy_addons.investigate.read import LogReader, Prefilter, default_logs
+from proxy_addons.investigate.read import LogReader, Prefilter
 from proxy_addons.investigate.timeparse import parse_record_time, parse_when
 from tests.support.audit_scenario import SCENARIO, write_logs, write_policy
 from tests.support.cli import socialgate

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
 import os
 import pathlib
 import socket
@@ -21,10 +20,12 @@ import time
 from collections.abc import Sequence
 
 from proxy_addons.audit import checkpoints as cps
+from proxy_addons.audit.durable import fsync_dir, write_all
+from proxy_addons.audit.files import default_checkpoints_path
 from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
 from proxy_addons.audit.record import Record
 from proxy_addons.audit.sink import Renderer
-from proxy_addons.audit.writer import read_tail
+from proxy_addons.audit.tail import read_tail
 from proxy_addons.errors import AuditError
 from proxy_addons.paths import DEFAULT_ADMIN_LOG
 
@@ -79,32 +80,19 @@ def append_records(
         chunks = [b"\n"] if tail.torn else []
         seq, prev = tail.seq, tail.hash
         for i, record in enumerate(records):
-            brk = None
-            if i == 0 and tail.torn:
-                brk = {
-                    "reason": "torn-tail",
-                    "torn_bytes": len(tail.torn),
-                    "torn_sha256": hashlib.sha256(tail.torn).hexdigest(),
-                }
+            brk = tail.torn_break() if i == 0 and tail.torn else None
             try:
                 data, prev = renderer.render(record, chain_worker, seq + 1, prev, brk)
             except (TypeError, ValueError) as e:
                 raise AuditError(f"audit record rejected: {e}") from None
             seq += 1
             chunks.append(data)
-        data = b"".join(chunks)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, b"".join(chunks))
         os.fsync(fd)
         if created:
-            dir_fd = os.open(log_path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_dir(log_path.parent)
         if signing is not None:
-            cp_path = checkpoints_path or cps.default_checkpoints_path(log_path)
+            cp_path = checkpoints_path or default_checkpoints_path(log_path)
             n = cps.last_checkpoint_number(cp_path, chain_worker) + 1
             body = cps.sign(
                 signing, worker=chain_worker, n=n, seq=seq, hash_=prev,

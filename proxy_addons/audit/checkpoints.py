@@ -30,13 +30,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from proxy_addons.audit.chain import canonical, parse_line
+from proxy_addons.audit.durable import write_all
+from proxy_addons.audit.files import (  # re-exported: the AuditTrail addon imports it from here
+    default_checkpoints_path as default_checkpoints_path,
+)
 from proxy_addons.audit.keys import public_key_text
 from proxy_addons.audit.record import timestamp
-
-
-def default_checkpoints_path(log_path: pathlib.Path) -> pathlib.Path:
-    """``logs/audit.jsonl`` -> ``logs/audit.checkpoints`` (outside the ``audit*.jsonl*`` glob)."""
-    return log_path.with_name(log_path.name.split(".", 1)[0] + ".checkpoints")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +100,7 @@ def append_checkpoint(path: pathlib.Path, body: dict[str, Any]) -> None:
     """Append one signed checkpoint and fsync it (raises OSError)."""
     data = (canonical(body) + "\n").encode("utf-8")
     with _locked_append(path) as fd:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
 
 

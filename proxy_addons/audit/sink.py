@@ -1,27 +1,28 @@
 """The evidence pipeline: how a built record becomes one line of the audit trail.
 
-A dedicated structlog pipeline, built per writer (never structlog's global
-configuration), so audit records cannot end up in mitmproxy's log nor
-operations messages in the audit trail:
+It is a function, not a logging pipeline: `record.py` builds every record
+whole (``@timestamp`` in UTC, ``message``, the ECS ``event``; no exceptions,
+no free-form fields), so all that is left is to seal and render it:
 
-* ``@timestamp`` in UTC ISO-8601 (kept if the record has one, as `record.py` sets it);
-* structlog's positional ``event`` becomes ``message`` (ECS ``event`` is passed as ``_event``);
-* exceptions rendered as data without local variables (they may hold passwords);
-* then the seal: the chain fields, the HMAC and the strict canonical JSON in one
-  pass (`chain.sealed_line`): sorted keys, no whitespace, and an unknown type is
-  an error, never a ``repr``.
+* the chain fields and the HMAC, and the strict canonical JSON, in one pass
+  (`chain.sealed_line`): sorted keys, no whitespace, and an unknown type or a
+  NaN is an error, never a ``repr``;
+* then a last guard on the final text: no field named like a credential,
+  cookie, header or body, at any depth (`forbid_secrets`).
+
+No logging framework is involved. A structlog processor chain used to run
+first (stamping a missing ``@timestamp``, renaming structlog's ``event``,
+rendering exceptions) and changed nothing in the records `record.py` builds;
+without it, audit records cannot reach mitmproxy's log nor operations
+messages the trail, and the lines are byte for byte what they were.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
 from typing import Any, Protocol
 
-import structlog
-from structlog.typing import Processor
-
-from proxy_addons.audit.chain import sealed_line
+from proxy_addons.audit.chain import CHAIN_KEY, NAMESPACE, sealed_line
 from proxy_addons.audit.record import Record
 
 
@@ -37,46 +38,6 @@ class AuditSink(Protocol):
 
     def submit_nowait(self, record: Record) -> None:
         """Queue the record without waiting (blocked attempts, lifecycle events)."""
-
-
-def rename_event_to_message() -> Processor:
-    """structlog's ``event`` becomes ``message``; ECS ``event`` is passed as ``_event``."""
-    return structlog.processors.EventRenamer(to="message", replace_by="_event")
-
-
-def utc_timestamp() -> Processor:
-    stamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp")
-
-    def add_if_missing(
-        logger: Any, name: str, event_dict: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        if "@timestamp" in event_dict:
-            return event_dict
-        return stamper(logger, name, event_dict)
-
-    return add_if_missing
-
-
-def exceptions_without_locals() -> Processor:
-    return structlog.processors.ExceptionRenderer(
-        structlog.tracebacks.ExceptionDictTransformer(show_locals=False, use_rich=False)
-    )
-
-
-def evidence_processors() -> list[Processor]:
-    """The audit pipeline before sealing: timestamp, rename, exceptions without locals."""
-    return [utc_timestamp(), rename_event_to_message(), exceptions_without_locals()]
-
-
-def emit(logger: Any, record: Record) -> Any:
-    """Send a built record through a structlog logger of the evidence pipeline.
-
-    Returns what the logger returns (the rendered line, for a ``ReturnLogger``).
-    """
-    fields: MutableMapping[str, Any] = dict(record)
-    message = fields.pop("message")
-    event = fields.pop("event")
-    return logger.info(message, _event=event, **fields)
 
 
 _FORBIDDEN_KEYS = (
@@ -102,37 +63,30 @@ def forbid_secrets(line: str) -> None:
         raise ValueError(f"field {name!r} may not appear in the audit trail")
 
 
+_REQUIRED = ("message", "event")  # what happened, in words and in ECS terms
+
+
 class Renderer:
-    """Seals a record into the chain and renders its line (not thread-safe: one per writer)."""
+    """Seals records into a chain under one key and renders their lines."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key
-        self._pending: dict[str, Any] = {}
-        self._hash = ""
-        # The last processor seals and serialises in one pass (see `chain.sealed_line`),
-        # so the strict canonical JSON is produced once per record.
-        self._logger = structlog.wrap_logger(
-            structlog.ReturnLogger(),
-            processors=[*evidence_processors(), self._seal_and_render],
-        )
-
-    def _seal_and_render(self, _: Any, __: str, event_dict: MutableMapping[str, Any]) -> str:
-        ns = dict(event_dict.get("socialgate") or {})
-        ns["chain"] = dict(self._pending)
-        event_dict["socialgate"] = ns
-        line, self._hash = sealed_line(self._key, dict(event_dict))
-        return line
 
     def render(
         self, record: Record, worker: str, seq: int, prev: str, brk: dict[str, Any] | None = None
     ) -> tuple[bytes, str]:
         """The line (with its newline) of ``record`` as ``seq`` of ``worker``, and its hash.
 
-        Raises ``ValueError`` / ``TypeError`` for a record that cannot be evidence.
+        Raises ``ValueError`` / ``TypeError`` for a record that cannot be evidence,
+        ``KeyError`` for one without ``message`` or ``event``.
         """
-        self._pending = {"worker": worker, "seq": seq, "prev": prev}
+        chain: dict[str, Any] = {"worker": worker, "seq": seq, "prev": prev}
         if brk is not None:
-            self._pending["break"] = brk
-        line: str = emit(self._logger, record)
+            chain["break"] = brk
+        for name in _REQUIRED:
+            if name not in record:
+                raise KeyError(name)
+        sealed = {**record, NAMESPACE: {**(record.get(NAMESPACE) or {}), CHAIN_KEY: chain}}
+        line, hash_ = sealed_line(self._key, sealed)
         forbid_secrets(line)  # on the final text: one pass, any depth
-        return (line + "\n").encode("utf-8"), self._hash
+        return (line + "\n").encode("utf-8"), hash_

@@ -17,16 +17,18 @@ record, so one deleted line is one problem, not a cascade.
 from __future__ import annotations
 
 import collections
-import glob
+import gzip
 import hmac
 import pathlib
-import re
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, cast
 
 from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
 from proxy_addons.audit.checkpoints import Checkpoint, read_checkpoints
+from proxy_addons.audit.files import is_compressed
+from proxy_addons.audit.files import series as series  # re-exported: documented library API
 from proxy_addons.audit.keys import load_public_key, load_secret
 from proxy_addons.errors import AuditError
 from proxy_addons.paths import DEFAULT_KEY
@@ -59,20 +61,39 @@ class _Entry:
     hmac_ok: bool = False
 
 
+def _open(path: pathlib.Path) -> IO[bytes]:
+    return cast(IO[bytes], gzip.open(path, "rb")) if is_compressed(path) else path.open("rb")
+
+
 def _entries(path: pathlib.Path, key: bytes) -> Iterator[_Entry]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            torn = not raw.endswith(b"\n")
-            try:
-                if torn:
-                    raise ValueError("incomplete last line")
-                record = parse_line(raw[:-1].decode("utf-8"))
-                chain = chain_of(record)
-            except (ValueError, UnicodeDecodeError) as e:
-                yield _Entry(lineno, None, str(e), torn)
-                continue
-            ok = hmac.compare_digest(record_hmac(key, record), chain["hash"])
-            yield _Entry(lineno, chain, hmac_ok=ok)
+    with _open(path) as fh:
+        lineno = 0
+        try:
+            for lineno, raw in enumerate(fh, 1):
+                torn = not raw.endswith(b"\n")
+                try:
+                    if torn:
+                        raise ValueError("incomplete last line")
+                    record = parse_line(raw[:-1].decode("utf-8"))
+                    chain = chain_of(record)
+                except (ValueError, UnicodeDecodeError) as e:
+                    yield _Entry(lineno, None, str(e), torn)
+                    continue
+                ok = hmac.compare_digest(record_hmac(key, record), chain["hash"])
+                yield _Entry(lineno, chain, hmac_ok=ok)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            # A damaged compressed file: what follows cannot be read, which is damage.
+            yield _Entry(lineno + 1, None, f"cannot decompress further ({e})")
+
+
+def _is_empty(path: pathlib.Path) -> bool:
+    if not is_compressed(path):
+        return path.stat().st_size == 0
+    try:
+        with gzip.open(path, "rb") as gz:
+            return not gz.read(1)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        return False
 
 
 def _head(path: pathlib.Path, key: bytes) -> tuple[str, int] | None:
@@ -329,7 +350,7 @@ def verify_logs(
             raise AuditError(f"cannot read audit log {path}: {e.strerror}") from None
         report.files += 1
         if head is None:
-            empty = path.stat().st_size == 0
+            empty = _is_empty(path)
             (report.notes if empty else report.problems).append(
                 Problem(str(path), 0, "empty file" if empty else "no audit record in this file")
             )
@@ -350,26 +371,3 @@ def verify_logs(
             )
         )
     return report
-
-
-# Rotated files are ``<live name>.<UTC time>Z`` (see `writer.rotated_name`).
-_ROTATED = re.compile(r"\.\d{8}T\d{12}Z(?:-\d+)?$")
-
-
-def is_rotated(path: pathlib.Path) -> bool:
-    return _ROTATED.search(path.name) is not None
-
-
-def series(path: pathlib.Path) -> list[pathlib.Path]:
-    """A live log and its rotated files, oldest first (the live file last, if it exists).
-
-    A rotated file given by name is returned alone.
-    """
-    if is_rotated(path):
-        return [path]
-    siblings = sorted(
-        p
-        for p in path.parent.glob(glob.escape(path.name) + ".*")
-        if _ROTATED.fullmatch(p.name[len(path.name) :])
-    )
-    return [*siblings, path] if path.exists() else siblings

@@ -1,9 +1,10 @@
 """`socialgate audit search | report | stats`: the investigators' commands.
 
-Logs are positional arguments (default: logs/audit.jsonl and its rotated
-siblings); several workers' files and rotated series are merged in time
-order. Damaged lines are warned about on stderr as ``file:line: message``
-and skipped; the exit status stays 0 (zero matches is also 0).
+Logs are positional arguments (default: every audit log in logs/, the same
+files `audit verify` checks: see `audit/files.py`); several workers' files
+and rotated series are merged in time order. Damaged lines are warned about
+on stderr as ``file:line: message`` and skipped; the exit status stays 0
+(zero matches is also 0).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from proxy_addons.audit.files import default_logs
 from proxy_addons.cli.common import policy_option
 from proxy_addons.errors import ConfigError
 from proxy_addons.investigate import report as report_mod
@@ -28,9 +30,9 @@ from proxy_addons.investigate import search as search_mod
 from proxy_addons.investigate import stats as stats_mod
 from proxy_addons.investigate.filters import OUTCOMES, make_criteria
 from proxy_addons.investigate.progress import StderrConsole
-from proxy_addons.investigate.read import LogReader, Prefilter, default_logs
+from proxy_addons.investigate.read import LogReader, Prefilter
 from proxy_addons.investigate.timeparse import Period, parse_zone, period
-from proxy_addons.paths import DEFAULT_AUDIT_LOG, DEFAULT_KEY
+from proxy_addons.paths import DEFAULT_KEY
 from proxy_addons.policy.model import Policy
 
 
@@ -80,7 +82,7 @@ def _zone(tz_name: str | None, policy: Policy | None) -> tuple[dt.tzinfo, str]:
 
 
 def _logs(logs: tuple[pathlib.Path, ...]) -> list[pathlib.Path]:
-    return list(logs) if logs else default_logs(pathlib.Path(DEFAULT_AUDIT_LOG))
+    return list(logs) if logs else default_logs()
 
 
 def _reader(
@@ -112,6 +114,11 @@ def _at_least_two(value: int | None) -> int | None:
     return value
 
 
+def _filter(flag: str, dest: str, metavar: str, help_text: str) -> Callable[[Any], Any]:
+    """A repeatable search criterion: a record matches any of the values given."""
+    return click.option(flag, dest, multiple=True, metavar=metavar, help=help_text)
+
+
 def register(group: click.Group) -> None:
     """Add `search`, `report` and `stats` to the `audit` group."""
     for command in (search, report, stats):
@@ -119,25 +126,13 @@ def register(group: click.Group) -> None:
 
 
 @click.command("search")
-@click.option("--user", "users", multiple=True, metavar="USER", help="User name.")
-@click.option("--group", "groups", multiple=True, metavar="GROUP", help="Group (policy or record).")
-@click.option(
-    "--site",
-    "sites",
-    multiple=True,
-    metavar="DOMAIN",
-    help="Site; a domain matches its subdomains.",
-)
-@click.option("--category", "categories", multiple=True, metavar="NAME", help="Category.")
+@_filter("--user", "users", "USER", "User name.")
+@_filter("--group", "groups", "GROUP", "Group (policy or record).")
+@_filter("--site", "sites", "DOMAIN", "Site; a domain matches its subdomains.")
+@_filter("--category", "categories", "NAME", "Category.")
 @click.option("--outcome", "outcomes", multiple=True, type=click.Choice(OUTCOMES))
-@click.option(
-    "--reason",
-    "reasons",
-    multiple=True,
-    metavar="REASON",
-    help="e.g. no-exemption, expired, outside-schedule.",
-)
-@click.option("--exemption", "exemptions", multiple=True, metavar="ID", help="Exemption id.")
+@_filter("--reason", "reasons", "REASON", "e.g. no-exemption, expired, outside-schedule.")
+@_filter("--exemption", "exemptions", "ID", "Exemption id.")
 @click.option(
     "--format", "fmt", type=click.Choice(search_mod.FORMATS), default="table", show_default=True
 )

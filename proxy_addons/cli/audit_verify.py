@@ -10,32 +10,29 @@ import pathlib
 
 import click
 
-from proxy_addons.audit.checkpoints import default_checkpoints_path
-from proxy_addons.audit.verify import is_rotated, series, verify_logs
+from proxy_addons.audit.files import default_checkpoints_path, default_logs, series
+from proxy_addons.audit.verify import verify_logs
 from proxy_addons.errors import AuditError
-from proxy_addons.paths import DEFAULT_ADMIN_LOG, DEFAULT_AUDIT_LOG, DEFAULT_KEY, DEFAULT_PUBKEY
+from proxy_addons.paths import DEFAULT_KEY, DEFAULT_PUBKEY
 
 _MAX_SHOWN = 50
 
 
 def _logs(given: tuple[pathlib.Path, ...]) -> tuple[list[pathlib.Path], list[pathlib.Path]]:
-    """(every file to check, the default checkpoint files of the live logs among them)."""
-    bases = list(given) or [pathlib.Path(DEFAULT_AUDIT_LOG), pathlib.Path(DEFAULT_ADMIN_LOG)]
+    """(every file to check, the default checkpoint files of their series that exist)."""
     files: list[pathlib.Path] = []
-    checkpoints: list[pathlib.Path] = []
-    for base in bases:
+    for base in given:
         found = series(base)
         if not found:
-            if given:
-                raise AuditError(f"audit log {base} does not exist")
-            continue
+            raise AuditError(f"audit log {base} does not exist")
         files.extend(found)
-        live = base if not is_rotated(base) else base.with_name(base.name.rsplit(".", 1)[0])
-        cp = default_checkpoints_path(live)
-        if cp.exists() and cp not in checkpoints:
+    if not given:
+        files = default_logs()
+    checkpoints: list[pathlib.Path] = []
+    for log in files:
+        cp = default_checkpoints_path(log)
+        if cp not in checkpoints and cp.exists():
             checkpoints.append(cp)
-    if not files:
-        raise AuditError(f"no audit log found (looked for {DEFAULT_AUDIT_LOG})")
     return files, checkpoints
 
 
@@ -73,8 +70,8 @@ def register(group: click.Group) -> None:
         key: pathlib.Path,
         pubkey: pathlib.Path | None,
     ) -> None:
-        """Prove LOG... (default: logs/audit.jsonl, logs/admin-audit.jsonl and their rotated
-        files) complete and unaltered: exit 0 intact, 1 damaged, 2 bad usage."""
+        """Prove LOG... (default: every audit log in logs/, as `audit search` reads them)
+        complete and unaltered: exit 0 intact, 1 damaged, 2 bad usage."""
         files, default_cps = _logs(logs)
         if pubkey is None and pathlib.Path(DEFAULT_PUBKEY).exists():
             pubkey = pathlib.Path(DEFAULT_PUBKEY)

@@ -14,28 +14,14 @@ memory stays bounded whatever the trail holds.
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import heapq
-import json
-import pathlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any
 
-from proxy_addons.errors import AuditError
 from proxy_addons.investigate.fastfields import _ASCII, Layouts, plain
-from proxy_addons.investigate.read import (
-    _PROGRESS_EVERY,
-    _TS_NEEDLE,
-    LogReader,
-    Progress,
-    _framed,
-)
-from proxy_addons.investigate.timeparse import parse_record_time
+from proxy_addons.investigate.read import LogReader, framed, outside_by_text
 
-_BUFFER = 1 << 20
 FLUSH_AT = 50_000  # distinct field combinations held before `flush`
 
 # The raw text of the two access outcomes in a plain line.
@@ -59,45 +45,25 @@ def scan(reader: LogReader, counter: Counter) -> None:
     """Read every log of ``reader`` into ``counter``; problems go to ``reader`` as usual."""
     if reader.prefilter.groups:
         raise ValueError("scan reads every line: give the reader no prefilter")
-    for p in reader.paths:
-        if p.is_dir():
-            raise AuditError(f"{p}: is a directory, not an audit log")
-    opened = [_open(p) for p in reader.paths]
-    total = sum(pathlib.Path(p).stat().st_size for p in reader.paths)
-    progress = reader.progress_factory(total) if reader.progress_factory else None
-    merge = len(opened) > 1
-    try:
-        streams = [
-            _read(reader, counter, i, stream, under, progress, merge)
-            for i, (stream, under) in enumerate(opened)
-        ]
-        # The merge only fixes the order problems are reported in: the same as the reader's,
-        # because keys merge as entries do (ties go to the earlier file, then the earlier line).
-        for _ in streams[0] if len(streams) == 1 else heapq.merge(*streams):
-            pass
-        counter.flush()
-    finally:
-        for stream, under in opened:
-            stream.close()
-            under.close()
-        if progress is not None:
-            progress.close()
+    merge = len(reader.paths) > 1
+    # The merge only fixes the order problems are reported in: the same as the reader's,
+    # because keys merge as entries do (ties go to the earlier file, then the earlier line).
+    for _ in reader.merged(lambda fileno, lines: _read(reader, counter, fileno, lines, merge)):
+        pass
+    counter.flush()
 
 
 def _read(
     reader: LogReader,
     counter: Counter,
     fileno: int,
-    stream: IO[bytes],
-    under: IO[bytes],
-    progress: Progress | None,
+    lines: Iterator[bytes],
     merge: bool,
 ) -> Iterator[str]:
     """`LogReader._read`, yielding keys only when merging; see the module docstring."""
     since = reader.period.since_key
     until = reader.period.until_key
     timed = since is not None or until is not None
-    decode = json.JSONDecoder().decode
     layouts = counter.layouts
     match = layouts.match
     first, pick = _first(layouts)
@@ -108,36 +74,13 @@ def _read(
     ascii_table = _ASCII
     access = ACCESS_TEXTS
     last_key = ""
-    reported_order = False
-    offset = 0
-    lineno = 0
-    lines: Iterator[bytes] = iter(stream)
     fields: tuple[bytes, ...] = ()
     label_lo = label_hi = label_text = ""
-    while True:
-        try:
-            raw = next(lines)
-        except StopIteration:
-            break
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            reader._problem(fileno, lineno + 1, f"cannot read further: {e}; rest of file skipped")
-            break
-        lineno += 1
-        if progress is not None and lineno % _PROGRESS_EVERY == 0:
-            pos = under.tell()
-            progress.advance(pos - offset)
-            offset = pos
-        if timed:
-            # Cheap time test on the raw text, exactly as the reader does it.
-            i = raw.find(_TS_NEEDLE)
-            k = raw[i + 14 : i + 41].decode("ascii", "replace") if i != -1 else ""
-            canonical = raw[i + 41 : i + 42] == b'"' and k[10:11] == "T" and k[26:] == "Z"
-            if canonical and (
-                (since is not None and k < since) or (until is not None and k >= until)
-            ):
-                if not _framed(raw):
-                    reader._damaged(fileno, lineno, raw)
-                continue
+    for lineno, raw in enumerate(lines, 1):
+        if timed and outside_by_text(raw, since, until):  # exactly as the reader does it
+            if not framed(raw):
+                reader.damaged(fileno, lineno, raw)
+            continue
         # The layout that matched last, tried inline: this is the path almost every line takes.
         m = first(raw) if first is not None and raw.translate(ascii_table) == raw else None
         if m is not None:
@@ -152,28 +95,12 @@ def _read(
                 fields = hit[1]
                 record = None
             else:
-                try:
-                    value = decode(raw.decode("utf-8"))
-                except (ValueError, RecursionError):
-                    reader._damaged(fileno, lineno, raw)
-                    continue
-                if not isinstance(value, dict):
-                    reader._problem(fileno, lineno, "not a JSON object")
-                    continue
-                record = value
-                found = parse_record_time(record.get("@timestamp"))
+                found = reader.parse(fileno, lineno, raw)
                 if found is None:
-                    reader._problem(fileno, lineno, "no valid @timestamp")
                     continue
-                key = found
-        if key < last_key and not reported_order:
-            reported_order = True
-            reader._problem(
-                fileno,
-                lineno,
-                f"timestamp {key} is earlier than the line before ({last_key}); "
-                "the merged order around here may be off",
-            )
+                record, key = found
+        if key < last_key:
+            reader.out_of_order(fileno, lineno, key, last_key)
         if key > last_key:
             last_key = key
         if timed and ((since is not None and key < since) or (until is not None and key >= until)):
@@ -197,10 +124,6 @@ def _read(
                 counter.flush()
         if merge:
             yield key
-    reader.lines_read += lineno
-    if progress is not None:
-        with contextlib.suppress(OSError, ValueError):
-            progress.advance(under.tell() - offset)
 
 
 def _first(
@@ -209,14 +132,3 @@ def _first(
     if not layouts.layouts:
         return None, ()
     return layouts.layouts[0].fullmatch, layouts.layouts[0].pick
-
-
-def _open(path: pathlib.Path) -> tuple[IO[bytes], IO[bytes]]:
-    """`LogReader._open` with a larger buffer: an 8 kB one costs a system call every 6 lines."""
-    try:
-        raw = path.open("rb", buffering=_BUFFER)
-    except OSError as e:
-        raise AuditError(f"{path}: cannot read audit log: {e.strerror or e}") from None
-    if path.suffix == ".gz":
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
-    return raw, raw

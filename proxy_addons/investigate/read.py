@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 
+from proxy_addons.audit.files import is_compressed
 from proxy_addons.errors import AuditError
 from proxy_addons.investigate.timeparse import Period, parse_record_time
 from proxy_addons.problems import Problem
@@ -79,26 +80,6 @@ class Progress:
         pass
 
 
-def is_rotated_sibling(path: pathlib.Path) -> bool:
-    """Audit logs next to the default one: audit.jsonl, audit.jsonl.1, audit-<time>.jsonl(.gz)."""
-    name = path.name
-    return (
-        name.startswith("audit")
-        and ".jsonl" in name
-        and "checkpoint" not in name
-        and not name.endswith((".key", ".lock", ".tmp"))
-        and path.is_file()
-    )
-
-
-def default_logs(base: pathlib.Path) -> list[pathlib.Path]:
-    """``base`` and its rotated siblings (``audit*.jsonl*`` in the same directory)."""
-    found = sorted(p for p in base.parent.glob("audit*.jsonl*") if is_rotated_sibling(p))
-    if not found:
-        raise AuditError(f"{base}: no audit log found (give log files as arguments)")
-    return found
-
-
 def unique_paths(paths: Iterable[pathlib.Path]) -> list[pathlib.Path]:
     """The paths in order, each file once (a file named twice would double its records)."""
     seen: set[pathlib.Path] = set()
@@ -111,10 +92,37 @@ def unique_paths(paths: Iterable[pathlib.Path]) -> list[pathlib.Path]:
     return out
 
 
-def _framed(raw: bytes) -> bool:
+def framed(raw: bytes) -> bool:
     """Looks like one whole record: braces at both ends, a single timestamp key."""
     body = raw.rstrip(b"\r\n")
     return body[:1] == b"{" and body[-1:] == b"}" and body.count(_TS_KEY) == 1
+
+
+def outside_by_text(raw: bytes, since: str | None, until: str | None) -> bool:
+    """The cheap time test on the raw text: True only for a canonical timestamp outside
+    [since, until). Anything else is left to the parsed value."""
+    i = raw.find(_TS_NEEDLE)
+    k = raw[i + 14 : i + 41].decode("ascii", "replace") if i != -1 else ""
+    canonical = raw[i + 41 : i + 42] == b'"' and k[10:11] == "T" and k[26:] == "Z"
+    return canonical and ((since is not None and k < since) or (until is not None and k >= until))
+
+
+def open_log(path: pathlib.Path) -> tuple[IO[bytes], IO[bytes]]:
+    """(the line stream, the underlying file whose offset measures progress).
+
+    A 1 MB buffer: an 8 kB one costs a system call every 6 lines.
+    """
+    try:
+        raw = path.open("rb", buffering=1 << 20)
+    except OSError as e:
+        raise AuditError(f"{path}: cannot read audit log: {e.strerror or e}") from None
+    if is_compressed(path):
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
+    return raw, raw
+
+
+# str in, not bytes: json.loads(bytes) spends a fifth of its time guessing the encoding.
+_decode = json.JSONDecoder().decode
 
 
 @dataclass
@@ -128,6 +136,7 @@ class LogReader:
     progress_factory: Callable[[int], Progress] | None = None
     problems: list[Problem] = field(default_factory=list)
     lines_read: int = 0
+    _unordered: set[int] = field(default_factory=set, init=False, repr=False)  # files reported
 
     def __post_init__(self) -> None:
         self.paths = unique_paths(self.paths)
@@ -139,27 +148,28 @@ class LogReader:
         if self.on_problem is not None:
             self.on_problem(p)
 
-    def _open(self, path: pathlib.Path) -> tuple[IO[bytes], IO[bytes]]:
-        """(the line stream, the underlying file whose offset measures progress)."""
-        try:
-            raw = path.open("rb", buffering=1 << 20)
-        except OSError as e:
-            raise AuditError(f"{path}: cannot read audit log: {e.strerror or e}") from None
-        if path.suffix == ".gz":
-            return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
-        return raw, raw
-
     def __iter__(self) -> Iterator[Entry]:
         """The matching records of every file, in time order."""
+        return self.merged(self._read)
+
+    def merged[T: (Entry, str)](
+        self, read: Callable[[int, Iterator[bytes]], Iterator[T]]
+    ) -> Iterator[T]:
+        """Every file read by ``read(fileno, its lines)``, merged in order; files closed after.
+
+        What ``read`` yields merges as entries do: by time, ties to the earlier file.
+        """
         for p in self.paths:
             if p.is_dir():
                 raise AuditError(f"{p}: is a directory, not an audit log")
-        opened = [self._open(p) for p in self.paths]
+        self._unordered.clear()  # a new pass reports its own order problems
+        opened = [open_log(p) for p in self.paths]
         total = sum(pathlib.Path(p).stat().st_size for p in self.paths)
         progress = self.progress_factory(total) if self.progress_factory else None
         try:
             streams = [
-                self._read(i, stream, under, progress) for i, (stream, under) in enumerate(opened)
+                read(i, self._lines(i, stream, under, progress))
+                for i, (stream, under) in enumerate(opened)
             ]
             yield from streams[0] if len(streams) == 1 else heapq.merge(*streams)
         finally:
@@ -169,17 +179,10 @@ class LogReader:
             if progress is not None:
                 progress.close()
 
-    def _read(
+    def _lines(
         self, fileno: int, stream: IO[bytes], under: IO[bytes], progress: Progress | None
-    ) -> Iterator[Entry]:
-        since = self.period.since_key
-        until = self.period.until_key
-        timed = since is not None or until is not None
-        rejects = self.prefilter.rejects if self.prefilter.groups else None
-        # str in, not bytes: json.loads(bytes) spends a fifth of its time guessing the encoding.
-        decode = json.JSONDecoder().decode
-        last_key = ""
-        reported_order = False
+    ) -> Iterator[bytes]:
+        """The lines of one file, counted into ``lines_read``; a read error ends them."""
         offset = 0
         lineno = 0
         lines: Iterator[bytes] = iter(stream)
@@ -196,51 +199,67 @@ class LogReader:
                 pos = under.tell()
                 progress.advance(pos - offset)
                 offset = pos
-            if rejects is not None and rejects(raw):
-                if not _framed(raw):
-                    self._damaged(fileno, lineno, raw)
-                continue
-            if timed:
-                # Cheap time test on the raw text; the parsed value decides below.
-                i = raw.find(_TS_NEEDLE)
-                k = raw[i + 14 : i + 41].decode("ascii", "replace") if i != -1 else ""
-                canonical = raw[i + 41 : i + 42] == b'"' and k[10:11] == "T" and k[26:] == "Z"
-                if canonical and (
-                    (since is not None and k < since) or (until is not None and k >= until)
-                ):
-                    if not _framed(raw):
-                        self._damaged(fileno, lineno, raw)
-                    continue
-            try:
-                record = decode(raw.decode("utf-8"))
-            except (ValueError, RecursionError):
-                self._damaged(fileno, lineno, raw)
-                continue
-            if not isinstance(record, dict):
-                self._problem(fileno, lineno, "not a JSON object")
-                continue
-            key = parse_record_time(record.get("@timestamp"))
-            if key is None:
-                self._problem(fileno, lineno, "no valid @timestamp")
-                continue
-            if key < last_key and not reported_order:
-                reported_order = True
-                self._problem(
-                    fileno,
-                    lineno,
-                    f"timestamp {key} is earlier than the line before ({last_key}); "
-                    "the merged order around here may be off",
-                )
-            last_key = max(key, last_key)
-            if (since is not None and key < since) or (until is not None and key >= until):
-                continue
-            yield Entry(key, fileno, lineno, raw, record)
+            yield raw
         self.lines_read += lineno
         if progress is not None:
             with contextlib.suppress(OSError, ValueError):
                 progress.advance(under.tell() - offset)
 
-    def _damaged(self, fileno: int, lineno: int, raw: bytes) -> None:
+    def parse(self, fileno: int, lineno: int, raw: bytes) -> tuple[dict[str, Any], str] | None:
+        """(record, canonical time key) of a line, or None with its problem reported."""
+        try:
+            record = _decode(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
+            self.damaged(fileno, lineno, raw)
+            return None
+        if not isinstance(record, dict):
+            self._problem(fileno, lineno, "not a JSON object")
+            return None
+        key = parse_record_time(record.get("@timestamp"))
+        if key is None:
+            self._problem(fileno, lineno, "no valid @timestamp")
+            return None
+        return record, key
+
+    def out_of_order(self, fileno: int, lineno: int, key: str, last_key: str) -> None:
+        """Report a timestamp earlier than the line before: the first one of each file."""
+        if fileno in self._unordered:
+            return
+        self._unordered.add(fileno)
+        self._problem(
+            fileno,
+            lineno,
+            f"timestamp {key} is earlier than the line before ({last_key}); "
+            "the merged order around here may be off",
+        )
+
+    def _read(self, fileno: int, lines: Iterator[bytes]) -> Iterator[Entry]:
+        since = self.period.since_key
+        until = self.period.until_key
+        timed = since is not None or until is not None
+        rejects = self.prefilter.rejects if self.prefilter.groups else None
+        last_key = ""
+        for lineno, raw in enumerate(lines, 1):
+            if (rejects is not None and rejects(raw)) or (
+                # Cheap time test on the raw text; the parsed value decides below.
+                timed and outside_by_text(raw, since, until)
+            ):
+                if not framed(raw):
+                    self.damaged(fileno, lineno, raw)
+                continue
+            parsed = self.parse(fileno, lineno, raw)
+            if parsed is None:
+                continue
+            record, key = parsed
+            if key < last_key:
+                self.out_of_order(fileno, lineno, key, last_key)
+            last_key = max(key, last_key)
+            if (since is not None and key < since) or (until is not None and key >= until):
+                continue
+            yield Entry(key, fileno, lineno, raw, record)
+
+    def damaged(self, fileno: int, lineno: int, raw: bytes) -> None:
+        """Report a line that is not a record, saying as well as it can what is wrong."""
         body = raw.rstrip(b"\r\n")
         if not body.strip():
             why = "empty line"
