@@ -13,12 +13,12 @@ from mitmproxy import connection, exceptions
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
-from proxy_addons import gate as gate_module
+from proxy_addons.addons import gate as gate_module
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.audit.record import Record
 from proxy_addons.errors import AuditUnavailable
-from proxy_addons.gate import Gate
 from proxy_addons.policy.load import load_policy
-from proxy_addons.policystore import PolicyStore
 from tests.support.policies import write_policy
 
 NOW = dt.datetime.now(dt.UTC)
@@ -52,7 +52,7 @@ def parts(policy_file: pathlib.Path) -> Iterator[tuple[Gate, ListSink, Any]]:
     store = PolicyStore()
     store.swap(load_policy(policy_file))
     sink = ListSink()
-    g = Gate(store, sink)  # type: ignore[arg-type]
+    g = Gate(store, sink)
     with taddons.context(g, proxyserver.Proxyserver()) as tctx:
         yield g, sink, tctx
 
@@ -197,7 +197,7 @@ def test_exception_at_clienthello_intercepts_and_blocks(
 
 def test_no_policy_blocks(policy_file: pathlib.Path) -> None:
     """Without a policy in force every decided flow is blocked."""
-    g = Gate(PolicyStore(), ListSink())  # type: ignore[arg-type]
+    g = Gate(PolicyStore(), ListSink())
     with taddons.context(g, proxyserver.Proxyserver()):
         f = social_flow("alice", "www.example.org")
         run(g.requestheaders(f))
@@ -231,7 +231,7 @@ def test_supported_modes(parts: tuple[Gate, ListSink, Any], mode: str, ok: bool)
 
 def test_connection_strategy_forced_lazy(policy_file: pathlib.Path) -> None:
     """An eager connection strategy is replaced by lazy (no upstream before the decision)."""
-    g = Gate(PolicyStore(), ListSink())  # type: ignore[arg-type]
+    g = Gate(PolicyStore(), ListSink())
     with taddons.context(g, proxyserver.Proxyserver()) as tctx:
         tctx.configure(g, connection_strategy="eager")
         assert tctx.options.connection_strategy == "lazy"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy_addons.audit.addon import AuditTrail
-from proxy_addons.gate import Gate
-from proxy_addons.identity import CredentialCache
-from proxy_addons.policystore import PolicyStore
-from proxy_addons.reload import PolicyWatcher
-from proxy_addons.startguard import StartGuard
+from proxy_addons.addons.audit_trail import AuditTrail
+from proxy_addons.addons.credential_cache import CredentialCache
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.policy_store import PolicyStore
+from proxy_addons.addons.policy_watcher import PolicyWatcher
+from proxy_addons.addons.start_guard import StartGuard
 
 
 def make_addons() -> list[Any]:
