@@ -1,9 +1,10 @@
 """The addon that owns the audit trail: options, lifecycle records, submission.
 
 The gate never writes files itself: it hands built records to `submit` (and
-waits, for allowed requests) or `submit_nowait`, so the writer can change
-without touching it. Records are pseudonymised here (if configured), then
-sealed into the chain and written by the `ChainWriter` thread.
+waits, for allowed requests) or `submit_nowait` (the `AccessAudit` protocol
+of `proxy_addons.audit.trail`), so the writer can change without touching
+it. Records are pseudonymised here (if configured), then sealed into the
+chain and written by the `ChainWriter` thread.
 """
 
 from __future__ import annotations

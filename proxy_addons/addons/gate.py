@@ -8,6 +8,11 @@ one against the policy in force at that moment.
 
 mitmproxy logs an exception raised in a hook and lets the flow continue, so
 every hook here catches everything and turns it into a block: fail closed.
+
+The gate keeps the hooks and the enforcement; the records are built in
+`proxy_addons.audit.record`, the code-of-conduct reminder's HTTP side is
+`proxy_addons.addons.reminder`, and pages become responses in
+`proxy_addons.addons.enforce`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from mitmproxy.proxy import mode_specs
 
 from proxy_addons.addons.access import connection_access, request_access
 from proxy_addons.addons.enforce import may_stream, page_response, record_first
-from proxy_addons.addons.identity import identify, scrub_password, source_address_user
+from proxy_addons.addons.identity import (
+    authenticate_by_address,
+    identify,
+    let_source_address_in,
+    scrub_password,
+)
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.reminder import ReminderDesk
 from proxy_addons.audit.record import Access as AccessSeen
@@ -178,13 +188,7 @@ class Gate:
     def client_connected(self, client: connection.Client) -> None:
         """Hosts named in identity.source_addresses need not answer proxyauth's challenge."""
         try:
-            policy = self.store.current
-            proxyauth = ctx.master.addons.get("proxyauth")
-            if policy is None or proxyauth is None or proxyauth.validator is None:
-                return
-            user = source_address_user(policy, client)
-            if user is not None:
-                proxyauth.authenticated[client] = (user, "")
+            authenticate_by_address(self.store.current, client)
         except Exception:
             logger.exception("socialgate: error in client_connected")
 
@@ -200,7 +204,7 @@ class Gate:
         try:
             scrub_password(flow)
             policy = self._policy()
-            if flow.response is not None and not self._let_source_address_in(policy, flow):
+            if flow.response is not None and not let_source_address_in(policy, flow):
                 return
             identity = identify(policy, flow)
             state.connect_host = flow.request.host
@@ -221,18 +225,6 @@ class Gate:
             logger.exception("socialgate: error deciding CONNECT %s", flow.request.host)
             state.failed = True
             self._refuse_connect(flow, ERROR_DECISION, new_ref())
-
-    def _let_source_address_in(self, policy: Policy, flow: http.HTTPFlow) -> bool:
-        """Undo proxyauth's 407 for a host the policy identifies by its address."""
-        resp = flow.response
-        if resp is None or resp.status_code != 407:
-            return False
-        user = source_address_user(policy, flow.client_conn)
-        if user is None:
-            return False
-        flow.response = None
-        flow.metadata["proxyauth"] = (user, "")
-        return True
 
     async def _enforce_connect_without_interception(
         self, flow: http.HTTPFlow, d: Decision, identity: Identity

@@ -1,12 +1,14 @@
 """Who a flow belongs to: its proxyauth user or the source address it comes from.
 
-The plaintext password that proxyauth leaves in ``flow.metadata`` is scrubbed
+Hosts the policy names in ``identity.source_addresses`` need not answer
+proxyauth's challenge: they are let in under their mapped name. The
+plaintext password that proxyauth leaves in ``flow.metadata`` is scrubbed
 here before any other addon can save it (saved flows, the web UI).
 """
 
 from __future__ import annotations
 
-from mitmproxy import connection, http
+from mitmproxy import connection, ctx, http
 
 from proxy_addons.identity import Identity, address_user, canonical_ip, resolve
 from proxy_addons.policy.model import Policy
@@ -32,3 +34,26 @@ def scrub_password(flow: http.HTTPFlow) -> None:
     auth = flow.metadata.get("proxyauth")
     if auth and auth[1]:
         flow.metadata["proxyauth"] = (auth[0], "")
+
+
+def authenticate_by_address(policy: Policy | None, client: connection.Client) -> None:
+    """At connect: a host named in the policy counts as proxyauth-authenticated."""
+    proxyauth = ctx.master.addons.get("proxyauth")
+    if policy is None or proxyauth is None or proxyauth.validator is None:
+        return
+    user = source_address_user(policy, client)
+    if user is not None:
+        proxyauth.authenticated[client] = (user, "")
+
+
+def let_source_address_in(policy: Policy, flow: http.HTTPFlow) -> bool:
+    """Undo proxyauth's 407 for a host the policy identifies by its address."""
+    resp = flow.response
+    if resp is None or resp.status_code != 407:
+        return False
+    user = source_address_user(policy, flow.client_conn)
+    if user is None:
+        return False
+    flow.response = None
+    flow.metadata["proxyauth"] = (user, "")
+    return True

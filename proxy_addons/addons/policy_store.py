@@ -1,12 +1,14 @@
 """The addon that holds the policy in force.
 
-A policy only ever replaces another whole: `swap` is a single reference
-assignment, so a request sees either the old or the new policy, never a mix.
-A policy that fails to load never replaces the one in force.
+A policy only ever replaces another whole: `swap` (and `exchange`) is a
+single reference assignment, so a request sees either the old or the new
+policy, never a mix. A policy that fails to load never replaces the one in
+force.
 
-Loads go through `read_policy`, which also notes the identity (device, inode,
-size, mtime) of every file it read, so the watcher (`proxy_addons.addons.policy_watcher`)
-knows which files to watch and whether they changed since.
+Loads go through `read_policy`, which also notes the identity (device,
+inode, size, mtime) of every file it read, so the watcher
+(`proxy_addons.addons.policy_watcher`) knows which files to watch and
+whether they changed since.
 """
 
 from __future__ import annotations

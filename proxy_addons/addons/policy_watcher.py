@@ -10,9 +10,12 @@ reference assignment. SIGHUP reloads at once.
 A failed reload changes nothing in force: the errors are logged as
 ``file:line: message`` and audited as ``policy-reload-failed``; the watcher
 tries again on the next change. A successful one is audited as
-``policy-loaded`` with the new sha256 and what changed. The gate reads the
-policy in force on every request, so a revocation bites on the next request,
-also on kept-alive and HTTP/2 connections.
+``policy-loaded`` with the new sha256 and what changed: the watcher puts its
+own reloads in force (`PolicyStore.exchange`) and writes that record itself;
+the policies the store loads on its own (start-up, the option changed) reach
+it as a store listener. The gate reads the policy in force on every request,
+so a revocation bites on the next request, also on kept-alive and HTTP/2
+connections.
 """
 
 from __future__ import annotations
