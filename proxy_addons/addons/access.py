@@ -41,6 +41,20 @@ def connection_access(
     )
 
 
+def connect_access(
+    identity: Identity, flow: http.HTTPFlow, *, domain: str, status: int | None = None
+) -> Access:
+    """A tunnel's CONNECT request."""
+    return connection_access(
+        identity,
+        flow.client_conn,
+        stage="connect",
+        domain=domain,
+        port=flow.request.port,
+        status=status,
+    )
+
+
 def request_access(
     identity: Identity,
     flow: http.HTTPFlow,

@@ -27,7 +27,7 @@ from typing import Any
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 from mitmproxy.proxy import mode_specs
 
-from proxy_addons.addons.access import connection_access, request_access
+from proxy_addons.addons.access import connect_access, connection_access, request_access
 from proxy_addons.addons.enforce import may_stream, page_response, record_first
 from proxy_addons.addons.identity import (
     authenticate_by_address,
@@ -67,19 +67,6 @@ class ConnState:
     # A connection-level block, written at disconnect unless a request record replaced it,
     # so one attempt gives one record.
     pending: Record | None = None
-
-
-def _connect_access(
-    flow: http.HTTPFlow, d: Decision, identity: Identity, status: int | None = None
-) -> AccessSeen:
-    return connection_access(
-        identity,
-        flow.client_conn,
-        stage="connect",
-        domain=d.host,
-        port=flow.request.port,
-        status=status,
-    )
 
 
 class Gate:
@@ -217,7 +204,7 @@ class Gate:
                 if d.blocked:
                     # The block page comes once the tunnel's first request is intercepted;
                     # until then keep the attempt on file in case it never comes.
-                    access = _connect_access(flow, d, identity)
+                    access = connect_access(identity, flow, domain=d.host)
                     state.pending = self._record(d, access, new_ref())
                 return
             await self._enforce_connect_without_interception(flow, d, identity)
@@ -230,7 +217,7 @@ class Gate:
         self, flow: http.HTTPFlow, d: Decision, identity: Identity
     ) -> None:
         ref = new_ref()
-        access = _connect_access(flow, d, identity, status=None if d.allowed else 403)
+        access = connect_access(identity, flow, domain=d.host, status=None if d.allowed else 403)
         if d.allowed:
             d = await record_first(
                 self.audit, self._record(d, access, ref), d, f"blocking {d.host}"
