@@ -1,7 +1,7 @@
 """The decision function alone: decisions per second on one core.
 
 Run as ``python -m bench.decide_bench POLICY SECONDS``; prints one JSON object.
-The calls mirror what the gate passes at each stage (see proxy_addons/gate.py):
+The calls mirror what the gate passes at each stage (see proxy_addons/addons/gate.py):
 CONNECT (one name), ClientHello (CONNECT host + SNI), intercepted request (CONNECT
 host, SNI, Host, Host header) and plain HTTP (host, Host header).
 """

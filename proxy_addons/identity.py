@@ -1,33 +1,17 @@
-"""Who is asking: the proxyauth user, or a source address the policy names.
+"""Who is asking, in plain values: the proxyauth user, or a source address the policy names.
 
-mitmproxy's proxyauth re-checks the password on every plain-HTTP request
-(bcrypt or LDAP on the event loop: about 15 requests/s at bcrypt cost 10), so
-`CredentialCache` wraps its validator with a small, short-lived cache of
-credentials that already passed. Passwords are never stored: the cache keeps
-an HMAC under a per-process random key, and the plaintext that proxyauth
-leaves in ``flow.metadata`` is scrubbed before any other addon can save it.
+The mitmproxy side (reading a flow's proxyauth metadata and its peer address)
+is `proxy_addons.addons.identity`; this module holds what it decides with.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import ipaddress
-import logging
-import os
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from mitmproxy import connection, ctx, exceptions, http
 
 from proxy_addons.hosts import IPAddress
 from proxy_addons.policy.model import Policy
-
-logger = logging.getLogger(__name__)
 
 PROXYAUTH = "proxyauth"
 SOURCE_ADDRESS = "source-address"
@@ -44,12 +28,9 @@ class Identity:
 ANONYMOUS = Identity(None, NONE)
 
 
-def peer_ip(client: connection.Client) -> str:
-    return _canonical_ip(str(client.peername[0]) if client.peername else "")
-
-
 @functools.lru_cache(maxsize=4096)
-def _canonical_ip(host: str) -> str:
+def canonical_ip(host: str) -> str:
+    """The address as the policy and the audit trail spell it."""
     # IPv4-mapped IPv6 (::ffff:10.0.0.1) on dual-stack listeners.
     try:
         ip = ipaddress.ip_address(host)
@@ -67,123 +48,20 @@ def _as_address(host: str) -> IPAddress | None:
         return None
 
 
-def source_address_user(policy: Policy, client: connection.Client) -> str | None:
+def address_user(policy: Policy, ip: str) -> str | None:
+    """The user the policy's ``identity.source_addresses`` names for ``ip`` (canonical form)."""
     if not policy.source_addresses:
         return None
-    ip = _as_address(peer_ip(client))
-    return None if ip is None else policy.source_addresses.get(ip)
+    address = _as_address(ip)
+    return None if address is None else policy.source_addresses.get(address)
 
 
-def identify(policy: Policy, flow: http.HTTPFlow) -> Identity:
-    """The identity of a flow: the proxyauth user wins, then the source address."""
-    by_address = source_address_user(policy, flow.client_conn)
-    auth = flow.metadata.get("proxyauth")
-    if auth and auth[0]:
-        user = str(auth[0])
+def resolve(policy: Policy, auth_user: str | None, by_address: str | None) -> Identity:
+    """The proxyauth user wins, then the source address, else nobody."""
+    if auth_user:
         # The gate lets source-address hosts past proxyauth under their mapped name.
-        source = SOURCE_ADDRESS if user == by_address else PROXYAUTH
-        return Identity(user, source, policy.user_groups.get(user, ()))
+        source = SOURCE_ADDRESS if auth_user == by_address else PROXYAUTH
+        return Identity(auth_user, source, policy.user_groups.get(auth_user, ()))
     if by_address is not None:
         return Identity(by_address, SOURCE_ADDRESS, policy.user_groups.get(by_address, ()))
     return ANONYMOUS
-
-
-def scrub_password(flow: http.HTTPFlow) -> None:
-    """Drop the plaintext password proxyauth leaves in the flow (saved flows, web UI)."""
-    auth = flow.metadata.get("proxyauth")
-    if auth and auth[1]:
-        flow.metadata["proxyauth"] = (auth[0], "")
-
-
-Validator = Callable[[str, str], bool]
-
-
-class CachingValidator:
-    """Wraps a proxyauth validator; remembers successful checks for ``ttl`` seconds.
-
-    Only successes are cached, so a wrong password always pays the full check
-    and a changed password takes effect within ``ttl``.
-    """
-
-    def __init__(self, inner: Validator, ttl: float, size: int) -> None:
-        self.inner = inner
-        self.ttl = ttl
-        self.size = size
-        self._key = os.urandom(32)
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def _digest(self, username: str, password: str) -> bytes:
-        msg = username.encode("utf-8", "surrogateescape") + b"\0"
-        msg += password.encode("utf-8", "surrogateescape")
-        return hmac.new(self._key, msg, hashlib.sha256).digest()
-
-    def __call__(self, username: str, password: str) -> bool:
-        if self.ttl <= 0 or self.size <= 0:
-            return bool(self.inner(username, password))
-        key = self._digest(username, password)
-        now = time.monotonic()
-        expires = self._seen.get(key)
-        if expires is not None:
-            if expires > now:
-                self.hits += 1
-                self._seen.move_to_end(key)
-                return True
-            del self._seen[key]
-        self.misses += 1
-        if not self.inner(username, password):
-            return False
-        self._seen[key] = now + self.ttl
-        while len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-        return True
-
-
-class CredentialCache:
-    """Addon: puts a `CachingValidator` around proxyauth's validator."""
-
-    def __init__(self) -> None:
-        self.ttl = 300.0
-        self.size = 10_000
-
-    def load(self, loader: Any) -> None:
-        loader.add_option(
-            "socialgate_auth_cache_ttl",
-            int,
-            300,
-            "Seconds a verified proxy credential is trusted without re-checking it (0 disables).",
-        )
-        loader.add_option(
-            "socialgate_auth_cache_size",
-            int,
-            10_000,
-            "Most verified credentials kept in the cache.",
-        )
-
-    def configure(self, updated: set[str]) -> None:
-        if "socialgate_auth_cache_ttl" in updated:
-            ttl = ctx.options.socialgate_auth_cache_ttl
-            if not 0 <= ttl <= 86_400:
-                raise exceptions.OptionsError(
-                    f"socialgate_auth_cache_ttl={ttl}: must be between 0 and 86400 seconds"
-                )
-            self.ttl = float(ttl)
-        if "socialgate_auth_cache_size" in updated:
-            size = ctx.options.socialgate_auth_cache_size
-            if not 0 <= size <= 10_000_000:
-                raise exceptions.OptionsError(
-                    f"socialgate_auth_cache_size={size}: must be between 0 and 10000000"
-                )
-            self.size = size
-        if updated & {"proxyauth", "socialgate_auth_cache_ttl", "socialgate_auth_cache_size"}:
-            self.wrap()
-
-    def wrap(self) -> None:
-        proxyauth = ctx.master.addons.get("proxyauth")
-        validator = getattr(proxyauth, "validator", None)
-        if validator is None:
-            return
-        if isinstance(validator, CachingValidator):
-            validator = validator.inner  # settings changed: start a fresh cache
-        proxyauth.validator = CachingValidator(validator, self.ttl, self.size)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 ACK_PREFIX = "/__socialgate/acknowledge/"
 NONCE_TTL = dt.timedelta(hours=1)
@@ -69,3 +70,18 @@ def is_navigation(method: str, accept: str, fetch_dest: str | None) -> bool:
     if method.upper() != "GET" or "text/html" not in accept:
         return False
     return fetch_dest in (None, "", "document")
+
+
+def ack_url(nonce: str, path: str) -> str:
+    """The acknowledge link on the reminder page; it leads back to ``path`` afterwards."""
+    return f"{ACK_PREFIX}{nonce}?next={quote(safe_next(path), safe='')}"
+
+
+def ack_nonce(path: str) -> str:
+    """The nonce in an acknowledge link's path (``path`` starts with `ACK_PREFIX`)."""
+    return path[len(ACK_PREFIX) :].split("?", 1)[0]
+
+
+def ack_target(next_param: str) -> str:
+    """Where the browser goes after acknowledging: the page it was going to, on this site."""
+    return safe_next(unquote(next_param))

@@ -13,12 +13,12 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
-from proxy_addons.audit.addon import AuditTrail
+from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.audit.pseudonym import Pseudonymiser
-from proxy_addons.audit.record import Access, access_record
+from proxy_addons.audit.record import Access, access_record, policy_reload_failed_record
 from proxy_addons.audit.verify import series, verify_logs
 from proxy_addons.decide import Decision, Outcome, Reason
-from proxy_addons.errors import AuditUnavailable
+from proxy_addons.errors import AuditUnavailable, PolicyError
 from tests.support.audit_env import WHEN, drop_mitmproxy_log_handlers, rec
 
 
@@ -167,13 +167,22 @@ def test_access_record_layout(tmp_path: pathlib.Path) -> None:
 def test_policy_reload_failed_record(tmp_path: pathlib.Path) -> None:
     """A rejected reload is recorded as a failure with the error."""
 
+    error = PolicyError([("policy.yaml", 3, "unknown key")])
+
     async def body(addon: AuditTrail) -> None:
-        addon.policy_reload_failed("policies/policy.yaml", "policy.yaml:3: unknown key", "cd" * 32)
+        addon.submit_nowait(
+            policy_reload_failed_record(
+                error, path="policies/policy.yaml", in_force=None, trigger="change", now=WHEN
+            )
+        )
 
     run(tmp_path, body)
     r = read(tmp_path)[1]
     assert (r["event"]["action"], r["event"]["outcome"]) == ("policy-reload-failed", "failure")
-    assert r["socialgate"]["error"] == "policy.yaml:3: unknown key"
+    assert r["event"]["reason"] == "policy.yaml:3: unknown key"
+    assert r["socialgate"]["errors"] == [
+        {"file": "policy.yaml", "line": 3, "message": "unknown key"}
+    ]
 
 
 def test_submit_fails_closed_when_unwritable(tmp_path: pathlib.Path) -> None:

@@ -13,10 +13,10 @@ from mitmproxy import connection, exceptions
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
-from proxy_addons import gate as gate_module
-from proxy_addons.gate import Gate
+from proxy_addons.addons import gate as gate_module
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.policy.load import load_policy
-from proxy_addons.policystore import PolicyStore
 from tests.support.fake_audit import FakeAuditTrail
 from tests.support.policies import write_policy
 
@@ -37,7 +37,7 @@ def parts(policy_file: pathlib.Path) -> Iterator[Parts]:
     store = PolicyStore()
     store.swap(load_policy(policy_file))
     sink = FakeAuditTrail()
-    g = Gate(store, sink)  # type: ignore[arg-type]
+    g = Gate(store, sink)
     with taddons.context(g, proxyserver.Proxyserver()) as tctx:
         yield g, sink, tctx
 
@@ -180,7 +180,7 @@ def test_exception_at_clienthello_intercepts_and_blocks(
 
 def test_no_policy_blocks(policy_file: pathlib.Path) -> None:
     """Without a policy in force every decided flow is blocked."""
-    g = Gate(PolicyStore(), FakeAuditTrail())  # type: ignore[arg-type]
+    g = Gate(PolicyStore(), FakeAuditTrail())
     with taddons.context(g, proxyserver.Proxyserver()):
         f = social_flow("alice", "www.example.org")
         run(g.requestheaders(f))
@@ -214,7 +214,7 @@ def test_supported_modes(parts: Parts, mode: str, ok: bool) -> None:
 
 def test_connection_strategy_forced_lazy(policy_file: pathlib.Path) -> None:
     """An eager connection strategy is replaced by lazy (no upstream before the decision)."""
-    g = Gate(PolicyStore(), FakeAuditTrail())  # type: ignore[arg-type]
+    g = Gate(PolicyStore(), FakeAuditTrail())
     with taddons.context(g, proxyserver.Proxyserver()) as tctx:
         tctx.configure(g, connection_strategy="eager")
         assert tctx.options.connection_strategy == "lazy"

@@ -9,14 +9,9 @@ import pytest
 from mitmproxy.addons import proxyauth
 from mitmproxy.test import taddons, tflow
 
-from proxy_addons.identity import (
-    PROXYAUTH,
-    SOURCE_ADDRESS,
-    CachingValidator,
-    CredentialCache,
-    identify,
-    scrub_password,
-)
+from proxy_addons.addons.credential_cache import CachingValidator, CredentialCache
+from proxy_addons.addons.identity import identify, scrub_password
+from proxy_addons.identity import PROXYAUTH, SOURCE_ADDRESS
 from proxy_addons.policy.load import load_policy
 from tests.support.policies import KIOSK_IP, write_htpasswd, write_policy
 
@@ -61,7 +56,7 @@ def test_cache_keys_on_user_and_password() -> None:
 def test_cache_entries_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     """After the TTL the credential is checked again (a changed password takes effect)."""
     now = [1000.0]
-    monkeypatch.setattr("proxy_addons.identity.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("proxy_addons.addons.credential_cache.time.monotonic", lambda: now[0])
     inner = Counting()
     v = CachingValidator(inner, ttl=60, size=10)
     v("alice", "right")

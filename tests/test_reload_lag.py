@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from proxy_addons.policystore import PolicyStore, read_policy
-from proxy_addons.reload import PolicyWatcher
+from proxy_addons.addons.policy_store import PolicyStore, read_policy
+from proxy_addons.addons.policy_watcher import PolicyWatcher
 from tests.support.commented_policy import write_policy
 from tests.support.fake_audit import FakeAuditTrail
 
@@ -38,7 +38,7 @@ async def reload_with_ticker(path: pathlib.Path) -> tuple[float, float]:
     store = PolicyStore()
     store.path = str(path)
     store.install(read_policy(str(path)))
-    watcher = PolicyWatcher(store, FakeAuditTrail())  # type: ignore[arg-type]
+    watcher = PolicyWatcher(store, FakeAuditTrail())
     with path.open("a") as f:
         f.write("# changed\n")
     max_lag = 0.0

@@ -13,12 +13,12 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
-from proxy_addons import reload
+from proxy_addons.addons import policy_watcher as reload
+from proxy_addons.addons.policy_store import PolicyStore, read_policy
+from proxy_addons.addons.policy_watcher import PolicyWatcher
 from proxy_addons.decide import Reason, decide
 from proxy_addons.policy import edit
 from proxy_addons.policy.model import Access
-from proxy_addons.policystore import PolicyStore, read_policy
-from proxy_addons.reload import PolicyWatcher
 from tests.support.categories import SOCIAL_LIST
 from tests.support.commented_policy import today, write_policy
 from tests.support.fake_audit import FakeAuditTrail
@@ -32,7 +32,7 @@ class Rig:
         self.store = PolicyStore()
         self.store.path = str(self.path)
         self.audit = FakeAuditTrail()
-        self.watcher = PolicyWatcher(self.store, self.audit)  # type: ignore[arg-type]
+        self.watcher = PolicyWatcher(self.store, self.audit)
         self.store.install(read_policy(str(self.path)))
         self.first = self.store.require()
 
@@ -277,7 +277,7 @@ def test_sighup_reloads_at_once(rig: Rig) -> None:
 )
 def test_reload_interval_option(value: float, ok: bool) -> None:
     """socialgate_reload_interval is 0 (off) or at least 0.1 s; anything else names the option."""
-    watcher = PolicyWatcher(PolicyStore(), FakeAuditTrail())  # type: ignore[arg-type]
+    watcher = PolicyWatcher(PolicyStore(), FakeAuditTrail())
     with taddons.context(watcher) as tctx:
         if ok:
             tctx.configure(watcher, socialgate_reload_interval=value)

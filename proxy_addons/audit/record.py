@@ -17,6 +17,9 @@ from typing import Any
 
 from proxy_addons import __version__
 from proxy_addons.decide import Decision
+from proxy_addons.errors import PolicyError
+from proxy_addons.policy.diff import PolicyDiff
+from proxy_addons.policy.model import Policy
 
 ECS_VERSION = "8.11.0"
 Record = dict[str, Any]
@@ -26,6 +29,13 @@ REQUEST_ALLOWED = "request-allowed"
 REQUEST_BLOCKED = "request-blocked"
 CONNECTION_ALLOWED = "connection-allowed"  # social TLS passed through (no interception)
 CONNECTION_BLOCKED = "connection-blocked"  # refused at CONNECT / ClientHello / raw TCP
+REMINDER_SHOWN = "reminder-shown"
+REMINDER_ACKNOWLEDGED = "reminder-acknowledged"
+POLICY_LOADED = "policy-loaded"
+POLICY_RELOAD_FAILED = "policy-reload-failed"
+
+# A policy with thousands of mistakes must not make one huge record.
+MAX_ERRORS_RECORDED = 20
 
 
 def new_ref() -> str:
@@ -78,8 +88,13 @@ def access_record(
     ref: str,
     policy_sha256: str,
     now: dt.datetime,
+    enforcement: str | None = None,
 ) -> Record:
-    """The record of an allowed or blocked social access attempt."""
+    """The record of an allowed or blocked social access attempt.
+
+    ``enforcement`` says how a blocked request was stopped (``block-page`` or
+    ``killed``); connection-level records and allowed requests have none.
+    """
     allowed = decision.allowed
     request_level = access.stage == "request"
     if request_level:
@@ -139,6 +154,8 @@ def access_record(
             "policy_sha256": policy_sha256,
         },
     }
+    if enforcement is not None:
+        record["socialgate"]["enforcement"] = enforcement
     if http:
         record["http"] = http
     return record
@@ -157,10 +174,15 @@ def event_record(
     target_user: str | None = None,
     target_group: str | None = None,
     socialgate: dict[str, Any] | None = None,
+    ref: str | None = None,
 ) -> Record:
-    """A non-access event: policy loaded/failed, exemption granted/revoked, audit lifecycle."""
+    """A non-access event: policy loaded/failed, exemption granted/revoked, audit lifecycle.
+
+    ``ref`` is the event id when something else (a page shown to the user) already
+    carries it; otherwise a new one is drawn.
+    """
     event: dict[str, Any] = {
-        "id": new_ref(),
+        "id": new_ref() if ref is None else ref,
         "kind": "event",
         "category": category,
         "type": type_,
@@ -191,3 +213,137 @@ def event_record(
     if user_obj:
         record["user"] = user_obj
     return record
+
+
+def _reminder_record(
+    action: str,
+    message: str,
+    decision: Decision,
+    *,
+    user: str,
+    source_ip: str,
+    policy_sha256: str,
+    now: dt.datetime,
+    ref: str | None = None,
+    **extra: Any,
+) -> Record:
+    return event_record(
+        action,
+        message,
+        now=now,
+        category=["web"],
+        type_=["info"],
+        user=user,
+        ref=ref,
+        socialgate={
+            "exemption_id": decision.exemption_id,
+            "site": decision.site,
+            "domain": decision.host,
+            "source_ip": source_ip,
+            "policy_sha256": policy_sha256,
+            **extra,
+        },
+    )
+
+
+def reminder_shown_record(
+    decision: Decision,
+    *,
+    user: str,
+    source_ip: str,
+    policy_sha256: str,
+    ref: str,
+    now: dt.datetime,
+) -> Record:
+    """The code-of-conduct page was shown instead of the request; ``ref`` is on the page."""
+    return _reminder_record(
+        REMINDER_SHOWN,
+        f"code-of-conduct reminder shown to {user}",
+        decision,
+        user=user,
+        source_ip=source_ip,
+        policy_sha256=policy_sha256,
+        now=now,
+        ref=ref,
+    )
+
+
+def reminder_acknowledged_record(
+    decision: Decision,
+    *,
+    user: str,
+    source_ip: str,
+    policy_sha256: str,
+    reminder_ref: str,
+    now: dt.datetime,
+) -> Record:
+    """The user acknowledged the reminder whose record has event.id ``reminder_ref``."""
+    return _reminder_record(
+        REMINDER_ACKNOWLEDGED,
+        f"{user} acknowledged the code of conduct",
+        decision,
+        user=user,
+        source_ip=source_ip,
+        policy_sha256=policy_sha256,
+        now=now,
+        reminder_ref=reminder_ref,
+    )
+
+
+def policy_loaded_record(
+    new: Policy,
+    old: Policy | None,
+    diff: PolicyDiff,
+    *,
+    trigger: str,
+    seconds: float,
+    now: dt.datetime,
+) -> Record:
+    """A policy was put in force; ``diff`` says what changed from ``old``."""
+    return event_record(
+        POLICY_LOADED,
+        f"policy loaded: {new.path} ({diff.text()})",
+        now=now,
+        category=["configuration"],
+        type_=["change"],
+        socialgate={
+            "policy_path": new.path,
+            "policy_sha256": new.sha256,
+            "previous_sha256": old.sha256 if old else None,
+            "exemptions": len(new.exemptions),
+            "trigger": trigger,
+            "load_seconds": round(seconds, 3),
+            "changes": diff.summary(),
+        },
+    )
+
+
+def policy_reload_failed_record(
+    error: PolicyError,
+    *,
+    path: str,
+    in_force: Policy | None,
+    trigger: str,
+    now: dt.datetime,
+) -> Record:
+    """A reload was rejected: ``in_force`` (the last good policy) stays."""
+    first = error.lines()[0]
+    return event_record(
+        POLICY_RELOAD_FAILED,
+        f"policy reload failed, last good policy kept: {first}",
+        now=now,
+        category=["configuration"],
+        type_=["change"],
+        outcome="failure",
+        reason=first,
+        socialgate={
+            "policy_path": path,
+            "policy_sha256": in_force.sha256 if in_force else None,
+            "trigger": trigger,
+            "error_count": len(error.errors),
+            "errors": [
+                {"file": f, "line": n, "message": m}
+                for f, n, m in error.errors[:MAX_ERRORS_RECORDED]
+            ],
+        },
+    )

@@ -20,25 +20,10 @@ messages the trail, and the lines are byte for byte what they were.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
 from proxy_addons.audit.chain import CHAIN_KEY, NAMESPACE, sealed_line
 from proxy_addons.audit.record import Record
-
-
-class AuditSink(Protocol):
-    """What the gate needs from the audit trail."""
-
-    async def submit(self, record: Record) -> None:
-        """Write the record; return only once it is as durable as configured.
-
-        Raises `AuditUnavailable` if it could not be written: the caller must
-        then refuse the access the record describes.
-        """
-
-    def submit_nowait(self, record: Record) -> None:
-        """Queue the record without waiting (blocked attempts, lifecycle events)."""
-
 
 _FORBIDDEN_KEYS = (
     "password", "passwd", "authorization", "proxy-authorization", "proxy_authorization",

@@ -8,6 +8,11 @@ one against the policy in force at that moment.
 
 mitmproxy logs an exception raised in a hook and lets the flow continue, so
 every hook here catches everything and turns it into a block: fail closed.
+
+The gate keeps the hooks and the enforcement; the records are built in
+`proxy_addons.audit.record`, the code-of-conduct reminder's HTTP side is
+`proxy_addons.addons.reminder`, and pages become responses in
+`proxy_addons.addons.enforce`.
 """
 
 from __future__ import annotations
@@ -15,63 +20,35 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote, unquote
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 from mitmproxy.proxy import mode_specs
-from mitmproxy.utils import human
 
-from proxy_addons.audit.addon import AuditTrail
-from proxy_addons.audit.record import Access as AccessSeen
-from proxy_addons.audit.record import Record, access_record, event_record, new_ref
-from proxy_addons.decide import Decision, Outcome, Reason, decide, normalise_names
-from proxy_addons.errors import AuditUnavailable
-from proxy_addons.identity import (
-    ANONYMOUS,
-    Identity,
+from proxy_addons.addons.access import connect_access, connection_access, request_access
+from proxy_addons.addons.enforce import may_stream, page_response, record_first
+from proxy_addons.addons.identity import (
+    authenticate_by_address,
     identify,
-    peer_ip,
+    let_source_address_in,
     scrub_password,
-    source_address_user,
 )
-from proxy_addons.pages.render import block_page, reminder_page
+from proxy_addons.addons.policy_store import PolicyStore
+from proxy_addons.addons.reminder import ReminderDesk
+from proxy_addons.audit.record import Access as AccessSeen
+from proxy_addons.audit.record import Record, access_record, new_ref
+from proxy_addons.audit.trail import AccessAudit
+from proxy_addons.decide import Decision, Outcome, Reason, decide, normalise_names
+from proxy_addons.identity import ANONYMOUS, Identity
+from proxy_addons.pages.render import block_page
 from proxy_addons.policy.model import Access, Policy
-from proxy_addons.policystore import PolicyStore
-from proxy_addons.reminder import ACK_PREFIX, Reminders, is_navigation, safe_next
 
 logger = logging.getLogger(__name__)
 
 ERROR_DECISION = Decision(Outcome.BLOCKED, Reason.ERROR)
 SUPPORTED_MODES = (mode_specs.RegularMode, mode_specs.UpstreamMode)
-
-
-_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def may_stream(request: http.Request) -> bool:
-    """Whether mitmproxy streams (or may yet start streaming) this request's body.
-
-    Chunked bodies are buffered first and switched to streaming once they pass
-    ``stream_large_bodies``, so they must be judged before the first byte arrives.
-    """
-    if request.stream:
-        return True
-    limit = human.parse_size(ctx.options.stream_large_bodies)
-    if limit is None:
-        return False
-    if "chunked" in request.headers.get("transfer-encoding", "").lower():
-        return True
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            return int(length) > limit
-        except ValueError:
-            return True
-    # HTTP/2 and HTTP/3 bodies need no length header.
-    return not request.http_version.startswith("HTTP/1") and request.method.upper() not in _BODYLESS
 
 
 def utcnow() -> dt.datetime:
@@ -96,14 +73,14 @@ class Gate:
     def __init__(
         self,
         store: PolicyStore,
-        audit: AuditTrail,
+        audit: AccessAudit,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.store = store
         self.audit = audit
         self.clock = clock
         self.intercept_social = True
-        self.reminders = Reminders()
+        self.reminder = ReminderDesk(store, audit, clock)
         self.conns: weakref.WeakKeyDictionary[connection.Client, ConnState] = (
             weakref.WeakKeyDictionary()
         )
@@ -161,40 +138,15 @@ class Gate:
             state = self.conns[client] = ConnState()
         return state
 
-    def _access(
-        self,
-        identity: Identity,
-        client: connection.Client,
-        *,
-        stage: str,
-        scheme: str,
-        domain: str,
-        port: int,
-        flow: http.HTTPFlow | None = None,
-        status: int | None = None,
-    ) -> AccessSeen:
-        method = path = query = None
-        if flow is not None and stage == "request":
-            method = flow.request.method
-            path, _, q = flow.request.path.partition("?")
-            query = q if self.audit.log_query and q else None
-        return AccessSeen(
-            user=identity.user,
-            identity=identity.source,
-            groups=identity.groups,
-            source_ip=peer_ip(client),
-            source_port=int(client.peername[1]) if client.peername else 0,
-            stage=stage,
-            scheme=scheme,
-            domain=domain,
-            port=port,
-            method=method,
-            path=path,
-            query=query,
-            status_code=status,
-        )
+    def _decide_connection(
+        self, policy: Policy, user: str | None, names: Sequence[str | None]
+    ) -> Decision:
+        """A decision before any request is seen: whether one will be depends on interception."""
+        return decide(policy, user, names, None, self.clock(), intercepted=self.intercept_social)
 
-    def _record(self, decision: Decision, access: AccessSeen, ref: str) -> Record:
+    def _record(
+        self, decision: Decision, access: AccessSeen, ref: str, enforcement: str | None = None
+    ) -> Record:
         policy = self.store.current
         return access_record(
             decision,
@@ -202,20 +154,28 @@ class Gate:
             ref=ref,
             policy_sha256=policy.sha256 if policy else "",
             now=self.clock(),
+            enforcement=enforcement,
         )
+
+    def _block_response(
+        self,
+        d: Decision,
+        site: str,
+        ref: str,
+        *,
+        html: bool,
+        cache_control: str,
+        headers: dict[str, str] | None = None,
+    ) -> http.Response:
+        page = block_page(d, self.store.current, site=site, ref=ref, now=self.clock(), html=html)
+        return page_response(403, page, cache_control, headers)
 
     # -- hooks -----------------------------------------------------------------------
 
     def client_connected(self, client: connection.Client) -> None:
         """Hosts named in identity.source_addresses need not answer proxyauth's challenge."""
         try:
-            policy = self.store.current
-            proxyauth = ctx.master.addons.get("proxyauth")
-            if policy is None or proxyauth is None or proxyauth.validator is None:
-                return
-            user = source_address_user(policy, client)
-            if user is not None:
-                proxyauth.authenticated[client] = (user, "")
+            authenticate_by_address(self.store.current, client)
         except Exception:
             logger.exception("socialgate: error in client_connected")
 
@@ -231,27 +191,20 @@ class Gate:
         try:
             scrub_password(flow)
             policy = self._policy()
-            if flow.response is not None and not self._let_source_address_in(policy, flow):
+            if flow.response is not None and not let_source_address_in(policy, flow):
                 return
             identity = identify(policy, flow)
             state.connect_host = flow.request.host
             state.connect_port = flow.request.port
             state.identity = identity
-            d = decide(
-                policy,
-                identity.user,
-                [flow.request.host],
-                None,
-                self.clock(),
-                intercepted=self.intercept_social,
-            )
+            d = self._decide_connection(policy, identity.user, [flow.request.host])
             if not d.social:
                 return
             if self.intercept_social:
                 if d.blocked:
                     # The block page comes once the tunnel's first request is intercepted;
                     # until then keep the attempt on file in case it never comes.
-                    access = self._connect_access(flow, d, identity)
+                    access = connect_access(identity, flow, domain=d.host)
                     state.pending = self._record(d, access, new_ref())
                 return
             await self._enforce_connect_without_interception(flow, d, identity)
@@ -260,60 +213,24 @@ class Gate:
             state.failed = True
             self._refuse_connect(flow, ERROR_DECISION, new_ref())
 
-    def _connect_access(
-        self, flow: http.HTTPFlow, d: Decision, identity: Identity, status: int | None = None
-    ) -> AccessSeen:
-        return self._access(
-            identity,
-            flow.client_conn,
-            stage="connect",
-            scheme="https",
-            domain=d.host,
-            port=flow.request.port,
-            status=status,
-        )
-
-    def _let_source_address_in(self, policy: Policy, flow: http.HTTPFlow) -> bool:
-        """Undo proxyauth's 407 for a host the policy identifies by its address."""
-        resp = flow.response
-        if resp is None or resp.status_code != 407:
-            return False
-        user = source_address_user(policy, flow.client_conn)
-        if user is None:
-            return False
-        flow.response = None
-        flow.metadata["proxyauth"] = (user, "")
-        return True
-
     async def _enforce_connect_without_interception(
         self, flow: http.HTTPFlow, d: Decision, identity: Identity
     ) -> None:
         ref = new_ref()
-        access = self._connect_access(flow, d, identity, status=None if d.allowed else 403)
+        access = connect_access(identity, flow, domain=d.host, status=None if d.allowed else 403)
         if d.allowed:
-            try:
-                await self.audit.submit(self._record(d, access, ref))
+            d = await record_first(
+                self.audit, self._record(d, access, ref), d, f"blocking {d.host}"
+            )
+            if d.allowed:
                 return
-            except AuditUnavailable as e:
-                logger.error("socialgate: blocking %s: %s", d.host, e)
-                d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.AUDIT_UNAVAILABLE)
-                access = replace(access, status_code=403)
+            access = replace(access, status_code=403)
         self.audit.submit_nowait(self._record(d, access, ref))
         self._refuse_connect(flow, d, ref)
 
     def _refuse_connect(self, flow: http.HTTPFlow, d: Decision, ref: str) -> None:
-        page = block_page(
-            d,
-            self.store.current,
-            site=d.host or flow.request.host,
-            ref=ref,
-            now=self.clock(),
-            html=False,
-        )
-        flow.response = http.Response.make(
-            403,
-            page.content,
-            {"Content-Type": page.content_type, "Cache-Control": "no-store"},
+        flow.response = self._block_response(
+            d, d.host or flow.request.host, ref, html=False, cache_control="no-store"
         )
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
@@ -327,14 +244,7 @@ class Gate:
             names = [state.connect_host, state.sni]
             if not any(names) and data.context.server.address:
                 names = [str(data.context.server.address[0])]
-            d = decide(
-                policy,
-                state.identity.user,
-                names,
-                None,
-                self.clock(),
-                intercepted=self.intercept_social,
-            )
+            d = self._decide_connection(policy, state.identity.user, names)
             if not d.social:
                 data.ignore_connection = True  # never decrypt, never record
                 return
@@ -342,13 +252,8 @@ class Gate:
                 data.ignore_connection = True  # recorded at CONNECT
                 return
             if d.blocked and state.pending is None:
-                access = self._access(
-                    state.identity,
-                    client,
-                    stage="tls",
-                    scheme="https",
-                    domain=d.host,
-                    port=state.connect_port,
+                access = connection_access(
+                    state.identity, client, stage="tls", domain=d.host, port=state.connect_port
                 )
                 state.pending = self._record(d, access, new_ref())
         except Exception:
@@ -395,124 +300,19 @@ class Gate:
     async def _enforce_request(self, flow: http.HTTPFlow, d: Decision, identity: Identity) -> None:
         ref = new_ref()
         if d.allowed and identity.user is not None:
-            req = flow.request
-            if req.path.startswith(ACK_PREFIX):
-                d = await self._acknowledge(flow, d, identity.user)
-                if d.allowed:
-                    return
-            elif self._reminder_due(flow, identity.user):
-                self._show_reminder(flow, d, identity, ref)
+            answered = await self.reminder.answer(flow, d, identity.user, ref)
+            if answered is None:
                 return
+            d = answered
         if d.allowed:
-            access = self._access(
-                identity,
-                flow.client_conn,
-                stage="request",
-                scheme=flow.request.scheme,
-                domain=d.host,
-                port=flow.request.port,
-                flow=flow,
+            access = request_access(identity, flow, domain=d.host, log_query=self.audit.log_query)
+            d = await record_first(
+                self.audit, self._record(d, access, ref), d, f"blocking {d.host}"
             )
-            try:
-                await self.audit.submit(self._record(d, access, ref))
-            except AuditUnavailable as e:
-                logger.error("socialgate: blocking %s: %s", d.host, e)
-                d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.AUDIT_UNAVAILABLE)
-            else:
+            if d.allowed:
                 flow.metadata["socialgate"] = {"outcome": "allowed", "ref": ref}
                 return
         self._block_request(flow, d, identity, ref)
-
-    def _reminder_due(self, flow: http.HTTPFlow, user: str) -> bool:
-        policy = self.store.current
-        if policy is None or policy.reminder is None:
-            return False
-        req = flow.request
-        if not is_navigation(
-            req.method, req.headers.get("accept", ""), req.headers.get("sec-fetch-dest")
-        ):
-            return False
-        return self.reminders.due(user, policy.reminder.every, self.clock())
-
-    def _show_reminder(
-        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
-    ) -> None:
-        """Answer with the code-of-conduct page instead; the request itself is not sent."""
-        policy = self._policy()
-        assert identity.user is not None
-        now = self.clock()
-        nonce = self.reminders.issue(identity.user, ref, now)
-        ack_url = f"{ACK_PREFIX}{nonce}?next={quote(safe_next(flow.request.path), safe='')}"
-        page = reminder_page(
-            policy,
-            site=d.site or d.host,
-            exemption_id=d.exemption_id or "",
-            ack_url=ack_url,
-            ref=ref,
-        )
-        record = self._event(
-            "reminder-shown",
-            f"code-of-conduct reminder shown to {identity.user}",
-            d,
-            identity,
-            flow,
-        )
-        record["event"]["id"] = ref
-        self.audit.submit_nowait(record)
-        flow.response = http.Response.make(
-            200,
-            page.content,
-            {"Content-Type": page.content_type, "Cache-Control": "no-store, max-age=0"},
-        )
-
-    async def _acknowledge(self, flow: http.HTTPFlow, d: Decision, user: str) -> Decision:
-        """Record the acknowledgement, then send the browser where it was going."""
-        req = flow.request
-        nonce = req.path[len(ACK_PREFIX) :].split("?", 1)[0]
-        pending = self.reminders.acknowledge(user, nonce, self.clock())
-        if pending is None:
-            flow.response = http.Response.make(
-                400,
-                b"This acknowledgement link has expired or is not yours. Reload the page.\n",
-                {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"},
-            )
-            return d
-        identity = identify(self._policy(), flow)
-        record = self._event(
-            "reminder-acknowledged", f"{user} acknowledged the code of conduct", d, identity, flow
-        )
-        record["socialgate"]["reminder_ref"] = pending.ref
-        try:
-            await self.audit.submit(record)
-        except AuditUnavailable as e:
-            logger.error("socialgate: acknowledgement not recorded: %s", e)
-            self.reminders.acknowledged.pop(user, None)
-            return replace(d, outcome=Outcome.BLOCKED, reason=Reason.AUDIT_UNAVAILABLE)
-        target = safe_next(unquote(req.query.get("next", "/")))
-        flow.response = http.Response.make(
-            303, b"", {"Location": target, "Cache-Control": "no-store"}
-        )
-        return d
-
-    def _event(
-        self, action: str, message: str, d: Decision, identity: Identity, flow: http.HTTPFlow
-    ) -> Record:
-        policy = self.store.current
-        return event_record(
-            action,
-            message,
-            now=self.clock(),
-            category=["web"],
-            type_=["info"],
-            user=identity.user,
-            socialgate={
-                "exemption_id": d.exemption_id,
-                "site": d.site,
-                "domain": d.host,
-                "source_ip": peer_ip(flow.client_conn),
-                "policy_sha256": policy.sha256 if policy else "",
-            },
-        )
 
     def _block_request(
         self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
@@ -527,41 +327,27 @@ class Gate:
         status = None if killed else 403
         flow.metadata["socialgate"] = {"outcome": "blocked", "ref": ref, "reason": str(d.reason)}
         try:
-            access = self._access(
+            access = request_access(
                 identity,
-                flow.client_conn,
-                stage="request",
-                scheme=flow.request.scheme,
+                flow,
                 domain=d.host or flow.request.pretty_host,
-                port=flow.request.port,
-                flow=flow,
+                log_query=self.audit.log_query,
                 status=status,
             )
-            record = self._record(d, access, ref)
-            record["socialgate"]["enforcement"] = "killed" if killed else "block-page"
-            self.audit.submit_nowait(record)
+            enforcement = "killed" if killed else "block-page"
+            self.audit.submit_nowait(self._record(d, access, ref, enforcement))
         except Exception:
             logger.exception("socialgate: could not record blocked request %s", ref)
         if killed:
             flow.kill()
             return
-        accept = flow.request.headers.get("accept", "")
-        page = block_page(
+        flow.response = self._block_response(
             d,
-            self.store.current,
-            site=d.host or flow.request.pretty_host,
-            ref=ref,
-            now=self.clock(),
-            html="text/html" in accept,
-        )
-        flow.response = http.Response.make(
-            403,
-            page.content,
-            {
-                "Content-Type": page.content_type,
-                "Cache-Control": "no-store, max-age=0",
-                "X-Socialgate-Ref": ref,
-            },
+            d.host or flow.request.pretty_host,
+            ref,
+            html="text/html" in flow.request.headers.get("accept", ""),
+            cache_control="no-store, max-age=0",
+            headers={"X-Socialgate-Ref": ref},
         )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -579,13 +365,8 @@ class Gate:
                 flow.kill()
                 return
             policy = self._policy()
-            d = decide(
-                policy,
-                state.identity.user,
-                [state.connect_host, state.sni],
-                None,
-                self.clock(),
-                intercepted=self.intercept_social,
+            d = self._decide_connection(
+                policy, state.identity.user, [state.connect_host, state.sni]
             )
             if not d.social:
                 return
@@ -593,13 +374,13 @@ class Gate:
                 return
             if d.allowed:
                 d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.READ_ONLY)
-            access = self._access(
+            access = connection_access(
                 state.identity,
                 flow.client_conn,
                 stage="tcp",
-                scheme="tcp",
                 domain=d.host,
                 port=state.connect_port,
+                scheme="tcp",
             )
             state.pending = None
             self.audit.submit_nowait(self._record(d, access, new_ref()))

@@ -1,9 +1,10 @@
 """The addon that owns the audit trail: options, lifecycle records, submission.
 
 The gate never writes files itself: it hands built records to `submit` (and
-waits, for allowed requests) or `submit_nowait`, so the writer can change
-without touching it. Records are pseudonymised here (if configured), then
-sealed into the chain and written by the `ChainWriter` thread.
+waits, for allowed requests) or `submit_nowait` (the `AccessAudit` protocol
+of `proxy_addons.audit.trail`), so the writer can change without touching
+it. Records are pseudonymised here (if configured), then sealed into the
+chain and written by the `ChainWriter` thread.
 """
 
 from __future__ import annotations
@@ -276,22 +277,3 @@ class AuditTrail:
         except Exception as e:  # must never raise into the gate
             action = record.get("event", {}).get("action", "?") if isinstance(record, dict) else "?"
             logger.error("socialgate audit: record LOST (%s): %s", action, e)
-
-    def policy_reload_failed(self, path: str, error: str, in_force_sha256: str | None) -> None:
-        """A reload was rejected: the last good policy stays in force."""
-        self.submit_nowait(
-            event_record(
-                "policy-reload-failed",
-                f"policy reload failed, previous policy kept: {error}",
-                now=_now(),
-                category=["configuration"],
-                type_=["change"],
-                outcome="failure",
-                reason="invalid-policy",
-                socialgate={
-                    "policy_path": path,
-                    "error": error,
-                    "policy_sha256": in_force_sha256,
-                },
-            )
-        )

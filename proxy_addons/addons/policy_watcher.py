@@ -10,9 +10,12 @@ reference assignment. SIGHUP reloads at once.
 A failed reload changes nothing in force: the errors are logged as
 ``file:line: message`` and audited as ``policy-reload-failed``; the watcher
 tries again on the next change. A successful one is audited as
-``policy-loaded`` with the new sha256 and what changed. The gate reads the
-policy in force on every request, so a revocation bites on the next request,
-also on kept-alive and HTTP/2 connections.
+``policy-loaded`` with the new sha256 and what changed: the watcher puts its
+own reloads in force (`PolicyStore.exchange`) and writes that record itself;
+the policies the store loads on its own (start-up, the option changed) reach
+it as a store listener. The gate reads the policy in force on every request,
+so a revocation bites on the next request, also on kept-alive and HTTP/2
+connections.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions
 
-from proxy_addons.audit.addon import AuditTrail
-from proxy_addons.audit.record import event_record
+from proxy_addons.addons.policy_store import PolicyStore, Reading, Stamp, read_policy, stamp
+from proxy_addons.audit.record import policy_loaded_record, policy_reload_failed_record
+from proxy_addons.audit.trail import RecordSink
 from proxy_addons.policy.diff import PolicyDiff, diff_policies
 from proxy_addons.policy.model import Policy
-from proxy_addons.policystore import PolicyStore, Reading, Stamp, read_policy, stamp
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,6 @@ DEFAULT_INTERVAL = 2.0
 # file that changes under it and the next poll retries).
 SETTLE_SECONDS = 0.3
 SETTLE_ROUNDS = 10
-MAX_ERRORS_RECORDED = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ def _utcnow() -> dt.datetime:
 
 
 class PolicyWatcher:
-    def __init__(self, store: PolicyStore, audit: AuditTrail) -> None:
+    def __init__(self, store: PolicyStore, audit: RecordSink) -> None:
         self.store = store
         self.audit = audit
         self.interval = DEFAULT_INTERVAL
@@ -86,9 +88,7 @@ class PolicyWatcher:
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sighup = False
-        # Set by our own reloads just before swapping, read by the listener.
-        self._pending: tuple[Policy, PolicyDiff, str, float] | None = None
-        store.subscribe(self._swapped)
+        store.subscribe(self._loaded_by_store)
 
     # -- mitmproxy hooks -----------------------------------------------------
 
@@ -194,50 +194,31 @@ class PolicyWatcher:
                 logger.info("socialgate policy unchanged (%s)", path)
                 return Outcome("unchanged", reading, None, seconds)
             assert diff is not None
-            self._pending = (reading.policy, diff, trigger, seconds)
-            try:
-                self.store.install(reading)
-            finally:
-                self._pending = None
+            replaced = self.store.exchange(reading)
+            self._record_loaded(replaced, reading.policy, diff, trigger, seconds)
             return Outcome("loaded", reading, diff, seconds)
 
     # -- records -------------------------------------------------------------
 
-    def _swapped(self, old: Policy | None, new: Policy) -> None:
-        """PolicyStore listener: every policy put in force is on the record, with its changes."""
-        pending = self._pending
-        if pending is not None and pending[0] is new:
-            _, diff, trigger, seconds = pending
-        else:
-            # Loaded by the store itself (start-up, or the option changed).
-            diff = diff_policies(old, new, domains=False)
-            trigger, seconds = ("startup" if old is None else "option"), 0.0
-            self._files = self.store.files
+    def _loaded_by_store(self, old: Policy | None, new: Policy) -> None:
+        """PolicyStore listener: a policy the store loaded itself (start-up, option changed)."""
+        self._files = self.store.files
+        diff = diff_policies(old, new, domains=False)
+        self._record_loaded(old, new, diff, "startup" if old is None else "option", 0.0)
+
+    def _record_loaded(
+        self, old: Policy | None, new: Policy, diff: PolicyDiff, trigger: str, seconds: float
+    ) -> None:
+        """Every policy put in force is on the record, with what changed."""
         logger.info("socialgate policy loaded (%s): %s", trigger, diff.text())
         self.audit.submit_nowait(
-            event_record(
-                "policy-loaded",
-                f"policy loaded: {new.path} ({diff.text()})",
-                now=_utcnow(),
-                category=["configuration"],
-                type_=["change"],
-                socialgate={
-                    "policy_path": new.path,
-                    "policy_sha256": new.sha256,
-                    "previous_sha256": old.sha256 if old else None,
-                    "exemptions": len(new.exemptions),
-                    "trigger": trigger,
-                    "load_seconds": round(seconds, 3),
-                    "changes": diff.summary(),
-                },
-            )
+            policy_loaded_record(new, old, diff, trigger=trigger, seconds=seconds, now=_utcnow())
         )
 
     def _failed(self, reading: Reading, trigger: str) -> None:
         error = reading.error
         assert error is not None
-        lines = error.lines()
-        for line in lines:
+        for line in error.lines():
             logger.error("socialgate policy reload failed: %s", line)
         current = self.store.current
         logger.error(
@@ -245,23 +226,7 @@ class PolicyWatcher:
             current.sha256[:12] if current else "none",
         )
         self.audit.submit_nowait(
-            event_record(
-                "policy-reload-failed",
-                f"policy reload failed, last good policy kept: {lines[0]}",
-                now=_utcnow(),
-                category=["configuration"],
-                type_=["change"],
-                outcome="failure",
-                reason=lines[0],
-                socialgate={
-                    "policy_path": reading.path,
-                    "policy_sha256": current.sha256 if current else None,
-                    "trigger": trigger,
-                    "error_count": len(error.errors),
-                    "errors": [
-                        {"file": f, "line": n, "message": m}
-                        for f, n, m in error.errors[:MAX_ERRORS_RECORDED]
-                    ],
-                },
+            policy_reload_failed_record(
+                error, path=reading.path, in_force=current, trigger=trigger, now=_utcnow()
             )
         )

@@ -1,12 +1,14 @@
 """The addon that holds the policy in force.
 
-A policy only ever replaces another whole: `swap` is a single reference
-assignment, so a request sees either the old or the new policy, never a mix.
-A policy that fails to load never replaces the one in force.
+A policy only ever replaces another whole: `swap` (and `exchange`) is a
+single reference assignment, so a request sees either the old or the new
+policy, never a mix. A policy that fails to load never replaces the one in
+force.
 
-Loads go through `read_policy`, which also notes the identity (device, inode,
-size, mtime) of every file it read, so the watcher (`proxy_addons.reload`)
-knows which files to watch and whether they changed since.
+Loads go through `read_policy`, which also notes the identity (device,
+inode, size, mtime) of every file it read, so the watcher
+(`proxy_addons.addons.policy_watcher`) knows which files to watch and
+whether they changed since.
 """
 
 from __future__ import annotations
@@ -113,16 +115,31 @@ class PolicyStore:
             self.install(reading)
 
     def install(self, reading: Reading) -> None:
-        """Put a successful reading in force (the watcher's way in)."""
+        """Put a successful reading in force and tell the listeners."""
         assert reading.policy is not None
         self.files = reading.files
         self.swap(reading.policy)
 
+    def exchange(self, reading: Reading) -> Policy | None:
+        """Put a successful reading in force without telling the listeners; the old policy.
+
+        The watcher's way in: it records the change itself, with what it knows
+        of the reload (trigger, timing, the full diff).
+        """
+        assert reading.policy is not None
+        self.files = reading.files
+        return self._put(reading.policy)
+
     def subscribe(self, listener: Listener) -> None:
-        """Call ``listener(old, new)`` after every swap (e.g. to audit policy-loaded)."""
+        """Call ``listener(old, new)`` after every `swap`/`install` (not `exchange`)."""
         self._listeners.append(listener)
 
     def swap(self, policy: Policy) -> None:
+        old = self._put(policy)
+        for listener in self._listeners:
+            listener(old, policy)
+
+    def _put(self, policy: Policy) -> Policy | None:
         old, self.current = self.current, policy
         logger.info(
             "socialgate policy in force: %s (sha256 %s, %d exemptions)",
@@ -130,8 +147,7 @@ class PolicyStore:
             policy.sha256[:12],
             len(policy.exemptions),
         )
-        for listener in self._listeners:
-            listener(old, policy)
+        return old
 
     def require(self) -> Policy:
         """The policy in force; raises if none was ever loaded (the gate then blocks)."""

@@ -1,0 +1,30 @@
+"""Every socialgate mitmproxy addon, and `make_addons`: them in hook order.
+
+mitmproxy is imported only in this package (and `proxy_addons.cli.run`);
+what the addons decide and record with is pure (`decide`, `policy`, `audit`).
+Both ways of starting the proxy (`mitmdump -s proxy_addons/socialgate.py` and
+`socialgate run`) load the list `make_addons` returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy_addons.addons.audit_trail import AuditTrail
+from proxy_addons.addons.credential_cache import CredentialCache
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.policy_store import PolicyStore
+from proxy_addons.addons.policy_watcher import PolicyWatcher
+from proxy_addons.addons.start_guard import StartGuard
+
+
+def make_addons() -> list[Any]:
+    # Order matters: the audit trail is configured first so that the policy
+    # store's first swap is recorded (the watcher subscribes to the store's own
+    # loads and writes policy-loaded with a summary of what changed); the gate
+    # runs after proxyauth (a default addon) and the credential cache.
+    audit = AuditTrail()
+    store = PolicyStore()
+    gate = Gate(store, audit)
+    # StartGuard last: it applies --set values once every socialgate option exists.
+    return [audit, store, PolicyWatcher(store, audit), CredentialCache(), gate, StartGuard()]

@@ -1,0 +1,78 @@
+"""What the gate saw of one access attempt, as the audit record takes it.
+
+Only names, addresses, the method and the path (the query only when the
+operator enabled it) are read from the flow: never bodies, cookies or
+credentials, so they cannot reach the trail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mitmproxy import connection, http
+
+from proxy_addons.addons.identity import peer_ip
+from proxy_addons.audit.record import Access
+from proxy_addons.identity import Identity
+
+
+def connection_access(
+    identity: Identity,
+    client: connection.Client,
+    *,
+    stage: str,
+    domain: str,
+    port: int,
+    scheme: str = "https",
+    status: int | None = None,
+) -> Access:
+    """An attempt judged before any request was seen (CONNECT, ClientHello, raw TCP)."""
+    return Access(
+        user=identity.user,
+        identity=identity.source,
+        groups=identity.groups,
+        source_ip=peer_ip(client),
+        source_port=int(client.peername[1]) if client.peername else 0,
+        stage=stage,
+        scheme=scheme,
+        domain=domain,
+        port=port,
+        status_code=status,
+    )
+
+
+def connect_access(
+    identity: Identity, flow: http.HTTPFlow, *, domain: str, status: int | None = None
+) -> Access:
+    """A tunnel's CONNECT request."""
+    return connection_access(
+        identity,
+        flow.client_conn,
+        stage="connect",
+        domain=domain,
+        port=flow.request.port,
+        status=status,
+    )
+
+
+def request_access(
+    identity: Identity,
+    flow: http.HTTPFlow,
+    *,
+    domain: str,
+    log_query: bool,
+    status: int | None = None,
+) -> Access:
+    """One request: the connection's facts plus its method and path (and query if logged)."""
+    req = flow.request
+    path, _, q = req.path.partition("?")
+    seen = connection_access(
+        identity,
+        flow.client_conn,
+        stage="request",
+        domain=domain,
+        port=req.port,
+        scheme=req.scheme,
+        status=status,
+    )
+    return replace(seen, method=req.method, path=path, query=q if log_query and q else None)
