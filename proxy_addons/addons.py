@@ -8,6 +8,7 @@ from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.gate import Gate
 from proxy_addons.identity import CredentialCache
 from proxy_addons.policystore import PolicyStore
+from proxy_addons.proxyheaders import ProxyHeaders
 from proxy_addons.reload import PolicyWatcher
 from proxy_addons.startguard import StartGuard
 
@@ -21,4 +22,13 @@ def make_addons() -> list[Any]:
     store = PolicyStore()
     gate = Gate(store, audit)
     # StartGuard last: it applies --set values once every socialgate option exists.
-    return [audit, store, PolicyWatcher(store, audit), CredentialCache(), gate, StartGuard()]
+    # ProxyHeaders after proxyauth (which reads Proxy-Authorization), before anything else.
+    return [
+        ProxyHeaders(),
+        audit,
+        store,
+        PolicyWatcher(store, audit),
+        CredentialCache(),
+        gate,
+        StartGuard(),
+    ]

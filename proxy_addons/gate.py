@@ -21,9 +21,10 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
-from mitmproxy.proxy import mode_specs
+from mitmproxy.proxy import layer, mode_specs
 from mitmproxy.utils import human
 
+from proxy_addons import rawtcp
 from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.audit.record import Access as AccessSeen
 from proxy_addons.audit.record import Record, access_record, event_record, new_ref
@@ -569,41 +570,63 @@ class Gate:
         if flow.response is not None and flow.metadata.get("socialgate"):
             flow.response.headers.pop("alt-svc", None)
 
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        """Raw TCP in a social tunnel is refused at the layer choice (see rawtcp)."""
+        rawtcp.guard_next_layer(nextlayer, self.refuses_raw_tcp)
+
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        """Raw TCP inside a social tunnel (not HTTP, not TLS) cannot be checked: block it."""
+        """A TCP layer that did not come through next_layer (an HTTP 101 to another
+        protocol): a refused flow is marked and its messages are dropped."""
+        if self.refuses_raw_tcp(flow.client_conn, enforcement="dropped"):
+            flow.metadata[rawtcp.REFUSED] = True
+
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        rawtcp.drop_if_refused(flow)
+
+    def refuses_raw_tcp(
+        self, client: connection.Client, *, enforcement: str = "connection-closed"
+    ) -> bool:
+        """Raw TCP inside a social tunnel (not HTTP, not TLS) cannot be checked: refuse it
+        unless a full exemption covers the site. A refusal is recorded (connection-blocked)."""
+        state = self.conns.get(client)
         try:
-            state = self.conns.get(flow.client_conn)
             if state is None:
-                return
+                return False  # not a tunnel: mitmproxy only chooses raw TCP inside CONNECT
             if state.failed:
-                flow.kill()
-                return
-            policy = self._policy()
-            d = decide(
-                policy,
-                state.identity.user,
-                [state.connect_host, state.sni],
-                None,
-                self.clock(),
-                intercepted=self.intercept_social,
-            )
-            if not d.social:
-                return
-            if d.allowed and d.access is Access.FULL:
-                return
-            if d.allowed:
-                d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.READ_ONLY)
-            access = self._access(
-                state.identity,
-                flow.client_conn,
-                stage="tcp",
-                scheme="tcp",
-                domain=d.host,
-                port=state.connect_port,
-            )
-            state.pending = None
-            self.audit.submit_nowait(self._record(d, access, new_ref()))
-            flow.kill()
+                d = ERROR_DECISION
+            else:
+                d = decide(
+                    self._policy(),
+                    state.identity.user,
+                    [state.connect_host, state.sni],
+                    None,
+                    self.clock(),
+                    intercepted=self.intercept_social,
+                )
+                if not d.social:
+                    return False
+                if d.allowed and d.access is Access.FULL:
+                    return False
+                if d.allowed:
+                    d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.READ_ONLY)
         except Exception:
             logger.exception("socialgate: error deciding raw TCP flow")
-            flow.kill()
+            d = ERROR_DECISION
+        try:
+            identity = state.identity if state is not None else ANONYMOUS
+            access = self._access(
+                identity,
+                client,
+                stage="tcp",
+                scheme="tcp",
+                domain=d.host or (state.connect_host if state else None) or "",
+                port=state.connect_port if state is not None else 0,
+            )
+            record = self._record(d, access, new_ref())
+            record["socialgate"]["enforcement"] = enforcement
+            if state is not None:
+                state.pending = None  # this record supersedes the connection's
+            self.audit.submit_nowait(record)
+        except Exception:
+            logger.exception("socialgate: could not record refused raw TCP flow")
+        return True

@@ -1,0 +1,283 @@
+"""Bypass classes enforced at mitmproxy's level, proved on the wire (raw-bytes upstreams).
+
+4: raw bytes (neither TLS nor HTTP) in a social tunnel; 7: proxy credentials forwarded
+upstream; 8: a killed streamed upload left hanging.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import ssl
+import time
+from collections.abc import Iterator
+
+import h2.connection
+import h2.events
+import pytest
+
+from tests.conftest import start_proxy
+from tests.support.client import connect_tunnel
+from tests.support.policies import KIOSK_IP
+from tests.support.proxy import Proxy
+from tests.support.rawclient import (
+    basic,
+    intercepted,
+    proxy_socket,
+    read_until_closed,
+    record_by_port,
+    records_by_port,
+    tunnel,
+)
+from tests.support.wire import WireServers
+
+pytestmark = pytest.mark.integration
+
+RAW = b"\x00\x01\x02raw-social-payload\x7f\n"
+
+
+@pytest.fixture(scope="module")
+def run_proxy(
+    tmp_path_factory: pytest.TempPathFactory, policy_dir: pathlib.Path, wire: WireServers
+) -> Iterator[Proxy]:
+    """`socialgate run` adds the addons after mitmproxy's NextLayer (the other hook order)."""
+    p = start_proxy(tmp_path_factory.mktemp("wire-run"), policy_dir, wire, via="run")  # type: ignore[arg-type]
+    yield p
+    p.stop()
+
+
+# -- class 4: raw bytes in a social tunnel --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "target", "payload", "reason"),
+    [
+        # no exemption: binary bytes, an SSH banner, an XMPP-like stream, port 80
+        ("carol", "www.facebook.com:5222", RAW, "no-exemption"),
+        ("carol", "facebook.com:22", b"SSH-2.0-OpenSSH_9.6\r\n", "no-exemption"),
+        (
+            "carol",
+            "chat.facebook.com:5222",
+            b"<?xml version='1.0'?><stream:stream>",
+            "no-exemption",
+        ),
+        ("carol", "www.facebook.com:80", b"\x16\x00", "no-exemption"),
+        # an IP literal in the category's networks
+        ("carol", "192.0.2.10:8443", RAW, "no-exemption"),
+        # read-only and expired exemptions cannot vouch for an opaque stream
+        ("dana", "x.com:8443", RAW, "read-only"),
+        ("erin", "www.facebook.com:8443", RAW, "expired"),
+        # a full exemption for other sites does not cover this one
+        ("alice", "www.facebook.com:8443", RAW, "no-exemption"),
+    ],
+)
+def test_raw_bytes_in_social_tunnel_never_reach_the_site(
+    wire_proxy: Proxy, wire: WireServers, user: str, target: str, payload: bytes, reason: str
+) -> None:
+    """Raw TCP in a blocked social tunnel is closed with zero bytes upstream and recorded."""
+    wire.clear()
+    sock = tunnel(wire_proxy, target, user)
+    port = sock.getsockname()[1]
+    sock.sendall(payload)
+    _, closed = read_until_closed(sock, timeout=3)
+    sock.close()
+    assert wire.settle() == b""
+    assert wire.http.connections() == 0
+    assert closed, "the proxy must close the tunnel"
+    rec = record_by_port(wire_proxy, port)
+    assert rec["event"]["action"] == "connection-blocked"
+    assert rec["event"]["reason"] == reason
+    assert rec["socialgate"]["stage"] == "tcp"
+    assert len(records_by_port(wire_proxy, port)) == 1
+
+
+@pytest.mark.parametrize(
+    ("user", "reason"),
+    [("carol", "no-exemption"), ("dana", "read-only"), ("erin", "expired")],
+)
+def test_raw_bytes_inside_intercepted_tls_never_reach_the_site(
+    wire_proxy: Proxy, wire: WireServers, user: str, reason: str
+) -> None:
+    """A non-HTTP payload after the client TLS layer is closed; nothing reaches the site."""
+    wire.clear()
+    tls = intercepted(wire_proxy, "www.facebook.com:443", user)
+    port = tls.getsockname()[1]
+    tls.sendall(RAW)
+    _, closed = read_until_closed(tls, timeout=3)
+    tls.close()
+    assert wire.settle() == b""
+    assert closed
+    rec = record_by_port(wire_proxy, port)
+    assert rec["event"]["action"] == "connection-blocked"
+    assert rec["event"]["reason"] == reason
+    assert rec["socialgate"]["stage"] == "tcp"
+
+
+@pytest.mark.parametrize(
+    ("user", "target", "source"),
+    [
+        ("alice", "x.com:8443", "127.0.0.1"),  # group exemption, full access
+        (None, "www.linkedin.com:8443", KIOSK_IP),  # source-address identity, full access
+    ],
+)
+def test_raw_bytes_with_full_exemption_still_flow(
+    wire_proxy: Proxy, wire: WireServers, user: str | None, target: str, source: str
+) -> None:
+    """A full exemption covers an opaque stream to its site, as before."""
+    wire.clear()
+    sock, head = connect_tunnel(wire_proxy.port, target, user, source=source)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    sock.sendall(RAW)
+    time.sleep(0.3)
+    sock.close()
+    assert wire.http.settle() == RAW
+
+
+def test_raw_bytes_to_non_social_site_flow_unrecorded(wire_proxy: Proxy, wire: WireServers) -> None:
+    """Non-social raw TCP through a tunnel is left alone: relayed, not recorded."""
+    wire.clear()
+    sock = tunnel(wire_proxy, "www.example.org:5222", "carol")
+    port = sock.getsockname()[1]
+    sock.sendall(RAW)
+    time.sleep(0.3)
+    sock.sendall(b"second message\n")
+    time.sleep(0.3)
+    sock.close()
+    assert wire.http.settle() == RAW + b"second message\n"
+    time.sleep(0.2)
+    assert records_by_port(wire_proxy, port) == []
+
+
+@pytest.mark.parametrize("target", ["www.facebook.com:5222", "192.0.2.10:8443"])
+def test_raw_bytes_refused_when_started_with_socialgate_run(
+    run_proxy: Proxy, wire: WireServers, target: str
+) -> None:
+    """With NextLayer running before the gate, the raw TCP layer is still replaced."""
+    wire.clear()
+    sock = tunnel(run_proxy, target, "carol")
+    port = sock.getsockname()[1]
+    sock.sendall(RAW)
+    _, closed = read_until_closed(sock, timeout=3)
+    sock.close()
+    assert wire.settle() == b""
+    assert closed
+    assert record_by_port(run_proxy, port)["event"]["action"] == "connection-blocked"
+
+
+# -- class 7: proxy credentials never go upstream --------------------------------------------
+
+SECRET = basic("bob").split()[1].encode()  # bob's base64 credentials: never on the wire
+
+
+def assert_no_proxy_headers(got: bytes) -> None:
+    assert got, "the request itself was allowed and must have arrived"
+    assert b"proxy-authorization" not in got.lower()
+    assert b"proxy-connection" not in got.lower()
+    assert SECRET not in got
+
+
+def raw_request(host: str, path: str = "/", extra: str = "") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n"
+        f"Proxy-Authorization: {basic('bob')}\r\nProxy-Connection: keep-alive\r\n"
+        f"{extra}Connection: close\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("user", "target", "host"),
+    [
+        # plain HTTP inside a CONNECT tunnel: non-social and exempt social
+        ("carol", "www.example.org:80", "www.example.org"),
+        ("alice", "x.com:80", "x.com"),
+        ("alice", "www.linkedin.com:8080", "www.linkedin.com"),
+    ],
+)
+def test_proxy_credentials_in_plain_tunnel_are_not_forwarded(
+    wire_proxy: Proxy, wire: WireServers, user: str, target: str, host: str
+) -> None:
+    """A Proxy-Authorization sent inside a tunnel is dropped before the request goes upstream."""
+    wire.clear()
+    sock = tunnel(wire_proxy, target, user)
+    sock.sendall(raw_request(host, "/tunnel", "Proxy-Authorization: Basic c2Vjb25kOnZhbHVl\r\n"))
+    data, _ = read_until_closed(sock)
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    got = wire.http.settle()
+    assert_no_proxy_headers(got)
+    assert b"c2Vjb25kOnZhbHVl" not in got
+
+
+@pytest.mark.parametrize("alpn", [None, ["http/1.1"]])
+def test_proxy_credentials_in_intercepted_tunnel_are_not_forwarded(
+    wire_proxy: Proxy, wire: WireServers, alpn: list[str] | None
+) -> None:
+    """Inside an intercepted social tunnel (exempt user), the credentials are dropped."""
+    wire.clear()
+    tls = intercepted(wire_proxy, "x.com:443", "alice", alpn=alpn)
+    tls.sendall(raw_request("x.com", "/intercepted"))
+    data, _ = read_until_closed(tls)
+    tls.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert_no_proxy_headers(wire.https.settle())
+
+
+def h2_get(tls: ssl.SSLSocket, authority: str, path: str, extra: list[tuple[str, str]]) -> int:
+    """One HTTP/2 GET over an established TLS socket; returns the response status."""
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    headers = [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", authority),
+        (":path", path),
+        ("accept", "*/*"),
+        *extra,
+    ]
+    conn.send_headers(1, headers, end_stream=True)
+    tls.sendall(conn.data_to_send())
+    tls.settimeout(5)
+    status = 0
+    while True:
+        data = tls.recv(65536)
+        if not data:
+            return status
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[b":status"])
+            if isinstance(ev, h2.events.StreamEnded | h2.events.StreamReset):
+                return status
+        tls.sendall(conn.data_to_send())
+
+
+def test_proxy_credentials_over_http2_are_not_forwarded(
+    wire_proxy: Proxy, wire: WireServers
+) -> None:
+    """An HTTP/2 request's proxy-authorization field is dropped too."""
+    wire.clear()
+    tls = intercepted(wire_proxy, "x.com:443", "alice", alpn=["h2"])
+    assert tls.selected_alpn_protocol() == "h2"
+    status = h2_get(
+        tls,
+        "x.com",
+        "/h2",
+        [("proxy-authorization", basic("bob")), ("proxy-connection", "keep-alive")],
+    )
+    tls.close()
+    assert status == 200
+    assert_no_proxy_headers(wire.https.settle())
+
+
+def test_source_address_host_credentials_are_not_forwarded(
+    wire_proxy: Proxy, wire: WireServers
+) -> None:
+    """A host identified by address is not challenged, so nothing removed its header before."""
+    wire.clear()
+    sock = proxy_socket(wire_proxy, source=KIOSK_IP)
+    head = raw_request("www.example.org").replace(
+        b"GET / HTTP/1.1", b"GET http://www.example.org/kiosk HTTP/1.1"
+    )
+    sock.sendall(head)
+    data, _ = read_until_closed(sock)
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert_no_proxy_headers(wire.http.settle())
