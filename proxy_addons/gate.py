@@ -24,7 +24,7 @@ from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 from mitmproxy.proxy import layer, mode_specs
 from mitmproxy.utils import human
 
-from proxy_addons import rawtcp
+from proxy_addons import rawtcp, uploads
 from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.audit.record import Access as AccessSeen
 from proxy_addons.audit.record import Record, access_record, event_record, new_ref
@@ -521,7 +521,7 @@ class Gate:
         # A streamed body may already be on its way upstream once the hook returns, and
         # setting a response on a streamed request crashes mitmproxy's handler: kill it.
         try:
-            killed = may_stream(flow.request)
+            killed = may_stream(flow.request) or uploads.body_pending(flow.request)
         except Exception:
             logger.exception("socialgate: cannot tell whether %s streams; killing it", ref)
             killed = True

@@ -7,12 +7,14 @@ upstream; 8: a killed streamed upload left hanging.
 from __future__ import annotations
 
 import pathlib
+import socket
 import ssl
 import time
 from collections.abc import Iterator
 
 import h2.connection
 import h2.events
+import h2.exceptions
 import pytest
 
 from tests.conftest import start_proxy
@@ -281,3 +283,183 @@ def test_source_address_host_credentials_are_not_forwarded(
     sock.close()
     assert data.startswith(b"HTTP/1.1 200")
     assert_no_proxy_headers(wire.http.settle())
+
+
+# -- class 8: a blocked upload is cut off at once -------------------------------------------
+
+CLOSE_WITHIN = 2.0  # seconds: the proxy must end a blocked upload this fast
+
+
+@pytest.fixture(scope="module")
+def streaming_proxy(
+    tmp_path_factory: pytest.TempPathFactory, policy_dir: pathlib.Path, wire: WireServers
+) -> Iterator[Proxy]:
+    """mitmdump with stream_large_bodies set: large bodies would go upstream as they arrive."""
+    opts = ("--set", "stream_large_bodies=1k")
+    p = start_proxy(tmp_path_factory.mktemp("wire-stream"), policy_dir, wire, options=opts)  # type: ignore[arg-type]
+    yield p
+    p.stop()
+
+
+def trickle(
+    sock: socket.socket | ssl.SSLSocket, piece: bytes, seconds: float = 6
+) -> tuple[float, bytes, bool]:
+    """Send ``piece`` every 0.1 s until the proxy closes; ``(elapsed, received, closed)``."""
+    start = time.monotonic()
+    got = b""
+    sock.settimeout(0.1)
+    while time.monotonic() - start < seconds:
+        try:
+            sock.sendall(piece)
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except (OSError, ssl.SSLError):
+            return time.monotonic() - start, got, True
+        if not chunk:
+            return time.monotonic() - start, got, True
+        got += chunk
+    return time.monotonic() - start, got, False
+
+
+def upload_head(target: str, host: str, framing: str, extra: str = "") -> bytes:
+    return (
+        f"POST {target} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n"
+        f"Content-Type: application/octet-stream\r\n{framing}\r\n{extra}\r\n"
+    ).encode()
+
+
+CHUNK = b"64\r\n" + b"u" * 100 + b"\r\n"
+FRAMINGS = {
+    "content-length": ("Content-Length: 10000000", b"u" * 100),
+    "chunked": ("Transfer-Encoding: chunked", CHUNK),
+}
+
+
+@pytest.mark.parametrize("framing", sorted(FRAMINGS))
+@pytest.mark.parametrize("extra", ["", "Expect: 100-continue\r\n"])
+def test_blocked_plain_upload_is_closed_promptly(
+    wire_proxy: Proxy, wire: WireServers, framing: str, extra: str
+) -> None:
+    """A blocked large upload over plain HTTP is cut off within seconds, nothing upstream."""
+    head, piece = FRAMINGS[framing]
+    wire.clear()
+    sock = proxy_socket(wire_proxy)
+    port = sock.getsockname()[1]
+    auth = f"Proxy-Authorization: {basic('carol')}\r\n"
+    sock.sendall(
+        upload_head("http://www.facebook.com/upload", "www.facebook.com", head, auth + extra)
+    )
+    elapsed, got, closed = trickle(sock, piece)
+    sock.close()
+    assert closed, got[:200]
+    assert elapsed < CLOSE_WITHIN, (elapsed, got[:200])
+    assert b"100 Continue" not in got  # the upload was never invited
+    assert wire.settle() == b""
+    rec = record_by_port(wire_proxy, port)
+    assert rec["event"]["action"] == "request-blocked"
+    assert rec["socialgate"]["enforcement"] == "killed"
+
+
+@pytest.mark.parametrize(
+    ("user", "host", "reason"),
+    [("carol", "www.facebook.com", "no-exemption"), ("dana", "x.com", "read-only")],
+)
+@pytest.mark.parametrize("framing", sorted(FRAMINGS))
+def test_blocked_intercepted_upload_is_closed_promptly(
+    wire_proxy: Proxy, wire: WireServers, user: str, host: str, reason: str, framing: str
+) -> None:
+    """Inside an intercepted social tunnel, a blocked upload is cut off within seconds."""
+    head, piece = FRAMINGS[framing]
+    wire.clear()
+    tls = intercepted(wire_proxy, f"{host}:443", user)
+    port = tls.getsockname()[1]
+    tls.sendall(upload_head("/upload", host, head))
+    elapsed, _, closed = trickle(tls, piece)
+    tls.close()
+    assert closed
+    assert elapsed < CLOSE_WITHIN, elapsed
+    assert wire.settle() == b""
+    rec = record_by_port(wire_proxy, port)
+    assert rec["event"]["reason"] == reason
+    assert rec["socialgate"]["enforcement"] == "killed"
+
+
+def test_blocked_http2_upload_stream_is_reset_promptly(
+    wire_proxy: Proxy, wire: WireServers
+) -> None:
+    """An HTTP/2 upload stream to a blocked site is reset at once; nothing goes upstream."""
+    wire.clear()
+    tls = intercepted(wire_proxy, "www.facebook.com:443", "carol", alpn=["h2"])
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    conn.send_headers(
+        1,
+        [
+            (":method", "POST"),
+            (":scheme", "https"),
+            (":authority", "www.facebook.com"),
+            (":path", "/upload"),
+        ],
+        end_stream=False,
+    )
+    tls.sendall(conn.data_to_send())
+    tls.settimeout(0.1)
+    start = time.monotonic()
+    ended = False
+    while not ended and time.monotonic() - start < 6:
+        try:
+            conn.send_data(1, b"u" * 100)
+            tls.sendall(conn.data_to_send())
+            data = tls.recv(65536)
+        except TimeoutError:
+            continue
+        except (OSError, ssl.SSLError, h2.exceptions.StreamClosedError):
+            break
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.StreamReset | h2.events.StreamEnded):
+                ended = True
+    elapsed = time.monotonic() - start
+    tls.close()
+    assert elapsed < CLOSE_WITHIN
+    assert wire.settle() == b""
+
+
+@pytest.mark.parametrize("framing", sorted(FRAMINGS))
+def test_blocked_streamed_upload_is_closed_promptly(
+    streaming_proxy: Proxy, wire: WireServers, framing: str
+) -> None:
+    """With stream_large_bodies set, a killed streamed upload is closed at once too."""
+    head, piece = FRAMINGS[framing]
+    wire.clear()
+    sock = proxy_socket(streaming_proxy)
+    auth = f"Proxy-Authorization: {basic('carol')}\r\n"
+    sock.sendall(upload_head("http://www.facebook.com/upload", "www.facebook.com", head, auth))
+    elapsed, _, closed = trickle(sock, piece)
+    sock.close()
+    assert closed
+    assert elapsed < CLOSE_WITHIN
+    assert wire.settle() == b""
+
+
+def test_small_blocked_post_still_gets_the_block_page(wire_proxy: Proxy, wire: WireServers) -> None:
+    """A small form post (whole body sent at once) still gets the 403 page with its reference."""
+    wire.clear()
+    sock = proxy_socket(wire_proxy)
+    auth = f"Proxy-Authorization: {basic('carol')}\r\n"
+    body = b"status=hello"
+    sock.sendall(
+        upload_head(
+            "http://www.facebook.com/post",
+            "www.facebook.com",
+            f"Content-Length: {len(body)}",
+            auth + "Connection: close\r\n",
+        )
+        + body
+    )
+    data, _ = read_until_closed(sock)
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 403")
+    assert wire.settle() == b""
