@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from proxy_addons.audit.addon import AuditTrail
-from proxy_addons.gate import Gate
+from proxy_addons.gate import Gate, may_stream
 from proxy_addons.identity import CredentialCache
+from proxy_addons.limits import RequestLimits
 from proxy_addons.policystore import PolicyStore
 from proxy_addons.proxyheaders import ProxyHeaders
 from proxy_addons.reload import PolicyWatcher
 from proxy_addons.startguard import StartGuard
+from proxy_addons.uploads import body_pending
 
 
 def make_addons() -> list[Any]:
@@ -22,13 +24,16 @@ def make_addons() -> list[Any]:
     store = PolicyStore()
     gate = Gate(store, audit)
     # StartGuard last: it applies --set values once every socialgate option exists.
-    # ProxyHeaders after proxyauth (which reads Proxy-Authorization), before anything else.
+    # ProxyHeaders after proxyauth (which reads Proxy-Authorization), before anything else;
+    # RequestLimits before the gate (an oversized request is refused, not judged).
+    limits = RequestLimits(gate.record_refusal, lambda r: may_stream(r) or body_pending(r))
     return [
         ProxyHeaders(),
         audit,
         store,
         PolicyWatcher(store, audit),
         CredentialCache(),
+        limits,
         gate,
         StartGuard(),
     ]

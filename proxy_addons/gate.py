@@ -24,7 +24,7 @@ from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 from mitmproxy.proxy import layer, mode_specs
 from mitmproxy.utils import human
 
-from proxy_addons import rawtcp, uploads
+from proxy_addons import limits, rawtcp, uploads
 from proxy_addons.audit.addon import AuditTrail
 from proxy_addons.audit.record import Access as AccessSeen
 from proxy_addons.audit.record import Record, access_record, event_record, new_ref
@@ -387,6 +387,53 @@ class Gate:
             except Exception:
                 logger.exception("socialgate: cannot serve the block page; killing the flow")
                 flow.kill()
+
+    def record_refusal(
+        self, flow: http.HTTPFlow, violation: limits.Violation, killed: bool
+    ) -> str | None:
+        """Record a request refused before judging (over a size limit) if any name it shows
+        is social; returns the record's reference. Non-social refusals leave no record."""
+        state = self.conns.get(flow.client_conn)
+        scrub_password(flow)
+        try:
+            identity = identify(self._policy(), flow)
+        except Exception:
+            identity = ANONYMOUS
+        req = flow.request
+        names = [req.host, req.host_header]
+        if state is not None and state.connect_host is not None:
+            names = [state.connect_host, state.sni, *names]
+        try:
+            d = decide(self._policy(), identity.user, names, req.method, self.clock())
+        except Exception:
+            d = self._error_decision(flow)
+        if not d.social:
+            return None
+        d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.REQUEST_TOO_LARGE)
+        ref = new_ref()
+        access = self._access(
+            identity,
+            flow.client_conn,
+            stage="request",
+            scheme=req.scheme,
+            domain=d.host,
+            port=req.port,
+            status=None if killed else violation.status,
+        )
+        # The oversized path is not copied into the trail: only its size is kept.
+        access = replace(access, method=req.method[:32])
+        record = self._record(d, access, ref)
+        record["socialgate"]["enforcement"] = "killed" if killed else "refused"
+        record["socialgate"]["limit"] = {
+            "option": violation.option,
+            "size": violation.size,
+            "limit": violation.limit,
+        }
+        if state is not None:
+            state.pending = None
+        self.audit.submit_nowait(record)
+        flow.metadata["socialgate"] = {"outcome": "blocked", "ref": ref, "reason": str(d.reason)}
+        return ref
 
     def _error_decision(self, flow: http.HTTPFlow) -> Decision:
         names = normalise_names([flow.request.host, flow.request.host_header])
