@@ -38,6 +38,7 @@ class Reason(StrEnum):
     NAME_MISMATCH = "name-mismatch"
     ERROR = "error"
     AUDIT_UNAVAILABLE = "audit-unavailable"
+    REQUEST_TOO_LARGE = "request-too-large"  # over a socialgate_max_* request limit
 
 
 # How close an exemption came to applying: the closest one explains a block.

@@ -16,6 +16,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from proxy_addons.addons import gate as gate_module
 from proxy_addons.addons.gate import Gate
 from proxy_addons.addons.policy_store import PolicyStore
+from proxy_addons.limits import Violation
 from proxy_addons.policy.load import load_policy
 from tests.support.fake_audit import FakeAuditTrail
 from tests.support.policies import write_policy
@@ -223,8 +224,9 @@ def test_connection_strategy_forced_lazy(policy_file: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("limit", "headers", "version", "method", "killed"),
     [
-        # no streaming configured: bodies are buffered, the block page can be served
-        ("", {"transfer-encoding": "chunked"}, "HTTP/1.1", "POST", False),
+        # no streaming configured: a chunked body has no bound, so waiting for it before the
+        # block page would leave the client uploading (issue 10, class 8): killed
+        ("", {"transfer-encoding": "chunked"}, "HTTP/1.1", "POST", True),
         # streaming configured: a body that is or may become streamed is killed
         ("1k", {"transfer-encoding": "chunked"}, "HTTP/1.1", "POST", True),
         ("1k", {"content-length": "5000"}, "HTTP/1.1", "POST", True),
@@ -253,3 +255,39 @@ def test_blocked_body_that_may_stream_is_killed(
     run(g.requestheaders(f))
     assert (f.response is None) is killed
     assert sink.records[-1]["socialgate"]["enforcement"] == ("killed" if killed else "block-page")
+
+
+# -- requests refused over a size limit (RequestLimits records through the gate) ------------
+
+TOO_LONG = Violation("socialgate_max_request_target", 10_001, 8192, 414, "URI Too Long")
+
+
+@pytest.mark.parametrize(
+    ("killed", "enforcement", "status"), [(False, "refused", 414), (True, "killed", None)]
+)
+def test_oversized_social_request_is_recorded_without_its_path(
+    parts: Parts, killed: bool, enforcement: str, status: int | None
+) -> None:
+    """A social refusal is recorded as request-too-large with the limit, never the path."""
+    g, sink, _ = parts
+    f = social_flow("carol")
+    f.request.path = "/" + "a" * 10_000
+    ref = g.record_refusal(f, TOO_LONG, killed)
+    (rec,) = sink.records
+    assert rec["event"]["id"] == ref == f.metadata["socialgate"]["ref"]
+    assert rec["event"]["reason"] == "request-too-large"
+    assert rec["socialgate"]["enforcement"] == enforcement
+    assert rec["socialgate"]["limit"] == {
+        "option": "socialgate_max_request_target",
+        "size": 10_001,
+        "limit": 8192,
+    }
+    assert "path" not in rec["url"]
+    assert rec.get("http", {}).get("response", {}).get("status_code") == status
+
+
+def test_oversized_non_social_request_is_not_recorded(parts: Parts) -> None:
+    """Refusing a non-social request leaves no record and no reference."""
+    g, sink, _ = parts
+    assert g.record_refusal(social_flow("carol", "www.example.org"), TOO_LONG, False) is None
+    assert sink.records == []

@@ -12,9 +12,13 @@ from typing import Any
 
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.credential_cache import CredentialCache
+from proxy_addons.addons.enforce import must_kill
 from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.limits import RequestLimits
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.policy_watcher import PolicyWatcher
+from proxy_addons.addons.proxy_headers import ProxyHeaders
+from proxy_addons.addons.raw_tcp import RawTcpGuard
 from proxy_addons.addons.start_guard import StartGuard
 
 
@@ -23,8 +27,20 @@ def make_addons() -> list[Any]:
     # store's first swap is recorded (the watcher subscribes to the store's own
     # loads and writes policy-loaded with a summary of what changed); the gate
     # runs after proxyauth (a default addon) and the credential cache.
+    # ProxyHeaders after proxyauth (which reads Proxy-Authorization), before anything else;
+    # RequestLimits before the gate (an oversized request is refused, not judged).
     audit = AuditTrail()
     store = PolicyStore()
     gate = Gate(store, audit)
-    # StartGuard last: it applies --set values once every socialgate option exists.
-    return [audit, store, PolicyWatcher(store, audit), CredentialCache(), gate, StartGuard()]
+    return [
+        ProxyHeaders(),
+        audit,
+        store,
+        PolicyWatcher(store, audit),
+        CredentialCache(),
+        RequestLimits(gate.record_refusal, must_kill),
+        gate,
+        RawTcpGuard(gate),
+        # StartGuard last: it applies --set values once every socialgate option exists.
+        StartGuard(),
+    ]

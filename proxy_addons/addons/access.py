@@ -76,3 +76,21 @@ def request_access(
         status=status,
     )
     return replace(seen, method=req.method, path=path, query=q if log_query and q else None)
+
+
+def oversized_access(
+    identity: Identity, flow: http.HTTPFlow, *, domain: str, status: int | None
+) -> Access:
+    """A request refused for its size: its method (cut short) but never its path or query,
+    so an oversized request target cannot grow the trail (the record keeps its size)."""
+    req = flow.request
+    seen = connection_access(
+        identity,
+        flow.client_conn,
+        stage="request",
+        domain=domain,
+        port=req.port,
+        scheme=req.scheme,
+        status=status,
+    )
+    return replace(seen, method=req.method[:32])

@@ -2,8 +2,9 @@
 
 An allowed access is only let through once its record is written; if the
 audit trail cannot take it, the access is refused instead (`record_first`).
-A blocked request whose body mitmproxy may stream cannot be answered with a
-page and must be killed (`may_stream`).
+A blocked request whose body mitmproxy may stream, or whose body would keep the
+client uploading until it was read (`proxy_addons.addons.uploads`), is killed
+rather than answered with a page (`must_kill`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 from mitmproxy import ctx, http
 from mitmproxy.utils import human
 
+from proxy_addons.addons.uploads import body_pending
 from proxy_addons.audit.record import Record
 from proxy_addons.audit.trail import AccessAudit
 from proxy_addons.decide import Decision, Outcome, Reason
@@ -69,3 +71,8 @@ def may_stream(request: http.Request) -> bool:
             return True
     # HTTP/2 and HTTP/3 bodies need no length header.
     return not request.http_version.startswith("HTTP/1") and request.method.upper() not in _BODYLESS
+
+
+def must_kill(request: http.Request) -> bool:
+    """Whether a blocked (or refused) request is killed rather than answered with a page."""
+    return may_stream(request) or body_pending(request)

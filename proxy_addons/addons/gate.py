@@ -12,7 +12,8 @@ every hook here catches everything and turns it into a block: fail closed.
 The gate keeps the hooks and the enforcement; the records are built in
 `proxy_addons.audit.record`, the code-of-conduct reminder's HTTP side is
 `proxy_addons.addons.reminder`, and pages become responses in
-`proxy_addons.addons.enforce`.
+`proxy_addons.addons.enforce`; raw TCP in tunnels and oversized requests are refused
+(`addons.raw_tcp`, `addons.limits`) on the gate's decisions and records.
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mitmproxy import connection, ctx, exceptions, http, tcp, tls
+from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import mode_specs
 
-from proxy_addons.addons.access import connect_access, connection_access, request_access
-from proxy_addons.addons.enforce import may_stream, page_response, record_first
+from proxy_addons.addons.access import (
+    connect_access,
+    connection_access,
+    oversized_access,
+    request_access,
+)
+from proxy_addons.addons.enforce import must_kill, page_response, record_first
 from proxy_addons.addons.identity import (
     authenticate_by_address,
     identify,
@@ -42,8 +48,9 @@ from proxy_addons.audit.record import Record, access_record, new_ref
 from proxy_addons.audit.trail import AccessAudit
 from proxy_addons.decide import Decision, Outcome, Reason, decide, normalise_names
 from proxy_addons.identity import ANONYMOUS, Identity
+from proxy_addons.limits import Violation
 from proxy_addons.pages.render import block_page
-from proxy_addons.policy.model import Access, Policy
+from proxy_addons.policy.model import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,14 @@ class ConnState:
     # A connection-level block, written at disconnect unless a request record replaced it,
     # so one attempt gives one record.
     pending: Record | None = None
+
+
+def request_names(flow: http.HTTPFlow, state: ConnState | None) -> list[str | None]:
+    """Every name a request shows: its tunnel's CONNECT target and SNI, then its own."""
+    req = flow.request
+    if state is not None and state.connect_host is not None:
+        return [state.connect_host, state.sni, req.host, req.host_header]
+    return [req.host, req.host_header]
 
 
 class Gate:
@@ -138,14 +153,19 @@ class Gate:
             state = self.conns[client] = ConnState()
         return state
 
-    def _decide_connection(
+    def decide_connection(
         self, policy: Policy, user: str | None, names: Sequence[str | None]
     ) -> Decision:
         """A decision before any request is seen: whether one will be depends on interception."""
         return decide(policy, user, names, None, self.clock(), intercepted=self.intercept_social)
 
-    def _record(
-        self, decision: Decision, access: AccessSeen, ref: str, enforcement: str | None = None
+    def build_record(
+        self,
+        decision: Decision,
+        access: AccessSeen,
+        ref: str,
+        enforcement: str | None = None,
+        limit: Violation | None = None,
     ) -> Record:
         policy = self.store.current
         return access_record(
@@ -155,6 +175,7 @@ class Gate:
             policy_sha256=policy.sha256 if policy else "",
             now=self.clock(),
             enforcement=enforcement,
+            limit=limit,
         )
 
     def _block_response(
@@ -197,7 +218,7 @@ class Gate:
             state.connect_host = flow.request.host
             state.connect_port = flow.request.port
             state.identity = identity
-            d = self._decide_connection(policy, identity.user, [flow.request.host])
+            d = self.decide_connection(policy, identity.user, [flow.request.host])
             if not d.social:
                 return
             if self.intercept_social:
@@ -205,7 +226,7 @@ class Gate:
                     # The block page comes once the tunnel's first request is intercepted;
                     # until then keep the attempt on file in case it never comes.
                     access = connect_access(identity, flow, domain=d.host)
-                    state.pending = self._record(d, access, new_ref())
+                    state.pending = self.build_record(d, access, new_ref())
                 return
             await self._enforce_connect_without_interception(flow, d, identity)
         except Exception:
@@ -220,12 +241,12 @@ class Gate:
         access = connect_access(identity, flow, domain=d.host, status=None if d.allowed else 403)
         if d.allowed:
             d = await record_first(
-                self.audit, self._record(d, access, ref), d, f"blocking {d.host}"
+                self.audit, self.build_record(d, access, ref), d, f"blocking {d.host}"
             )
             if d.allowed:
                 return
             access = replace(access, status_code=403)
-        self.audit.submit_nowait(self._record(d, access, ref))
+        self.audit.submit_nowait(self.build_record(d, access, ref))
         self._refuse_connect(flow, d, ref)
 
     def _refuse_connect(self, flow: http.HTTPFlow, d: Decision, ref: str) -> None:
@@ -244,7 +265,7 @@ class Gate:
             names = [state.connect_host, state.sni]
             if not any(names) and data.context.server.address:
                 names = [str(data.context.server.address[0])]
-            d = self._decide_connection(policy, state.identity.user, names)
+            d = self.decide_connection(policy, state.identity.user, names)
             if not d.social:
                 data.ignore_connection = True  # never decrypt, never record
                 return
@@ -255,7 +276,7 @@ class Gate:
                 access = connection_access(
                     state.identity, client, stage="tls", domain=d.host, port=state.connect_port
                 )
-                state.pending = self._record(d, access, new_ref())
+                state.pending = self.build_record(d, access, new_ref())
         except Exception:
             logger.exception("socialgate: error deciding TLS ClientHello (SNI %s)", state.sni)
             state.failed = True  # intercept and block every request on this connection
@@ -269,10 +290,7 @@ class Gate:
             policy = self._policy()
             identity = identify(policy, flow)
             req = flow.request
-            if state is not None and state.connect_host is not None:
-                names = [state.connect_host, state.sni, req.host, req.host_header]
-            else:
-                names = [req.host, req.host_header]
+            names = request_names(flow, state)
             if state is not None and state.failed:
                 raise RuntimeError("an earlier hook failed on this connection")
             upgrade = req.headers.get("upgrade", "").lower() == "websocket"
@@ -292,6 +310,33 @@ class Gate:
                 logger.exception("socialgate: cannot serve the block page; killing the flow")
                 flow.kill()
 
+    def record_refusal(self, flow: http.HTTPFlow, violation: Violation, killed: bool) -> str | None:
+        """Record a request refused before judging (over a size limit) if any name it shows
+        is social; returns the record's reference. Non-social refusals leave no record."""
+        state = self.conns.get(flow.client_conn)
+        scrub_password(flow)
+        try:
+            identity = identify(self._policy(), flow)
+        except Exception:
+            identity = ANONYMOUS
+        try:
+            names = request_names(flow, state)
+            d = decide(self._policy(), identity.user, names, flow.request.method, self.clock())
+        except Exception:
+            d = self._error_decision(flow)
+        if not d.social:
+            return None
+        d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.REQUEST_TOO_LARGE)
+        ref = new_ref()
+        status = None if killed else violation.status
+        access = oversized_access(identity, flow, domain=d.host, status=status)
+        enforcement = "killed" if killed else "refused"
+        if state is not None:
+            state.pending = None
+        self.audit.submit_nowait(self.build_record(d, access, ref, enforcement, violation))
+        flow.metadata["socialgate"] = {"outcome": "blocked", "ref": ref, "reason": str(d.reason)}
+        return ref
+
     def _error_decision(self, flow: http.HTTPFlow) -> Decision:
         names = normalise_names([flow.request.host, flow.request.host_header])
         host = names[0] if names else ""
@@ -307,7 +352,7 @@ class Gate:
         if d.allowed:
             access = request_access(identity, flow, domain=d.host, log_query=self.audit.log_query)
             d = await record_first(
-                self.audit, self._record(d, access, ref), d, f"blocking {d.host}"
+                self.audit, self.build_record(d, access, ref), d, f"blocking {d.host}"
             )
             if d.allowed:
                 flow.metadata["socialgate"] = {"outcome": "allowed", "ref": ref}
@@ -318,9 +363,10 @@ class Gate:
         self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
     ) -> None:
         # A streamed body may already be on its way upstream once the hook returns, and
-        # setting a response on a streamed request crashes mitmproxy's handler: kill it.
+        # setting a response on a streamed request crashes mitmproxy's handler; an unbounded
+        # body would keep the client uploading until it was read: kill both.
         try:
-            killed = may_stream(flow.request)
+            killed = must_kill(flow.request)
         except Exception:
             logger.exception("socialgate: cannot tell whether %s streams; killing it", ref)
             killed = True
@@ -335,7 +381,7 @@ class Gate:
                 status=status,
             )
             enforcement = "killed" if killed else "block-page"
-            self.audit.submit_nowait(self._record(d, access, ref, enforcement))
+            self.audit.submit_nowait(self.build_record(d, access, ref, enforcement))
         except Exception:
             logger.exception("socialgate: could not record blocked request %s", ref)
         if killed:
@@ -354,37 +400,3 @@ class Gate:
         # Browsers that learn an HTTP/3 endpoint could try QUIC around the proxy.
         if flow.response is not None and flow.metadata.get("socialgate"):
             flow.response.headers.pop("alt-svc", None)
-
-    def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        """Raw TCP inside a social tunnel (not HTTP, not TLS) cannot be checked: block it."""
-        try:
-            state = self.conns.get(flow.client_conn)
-            if state is None:
-                return
-            if state.failed:
-                flow.kill()
-                return
-            policy = self._policy()
-            d = self._decide_connection(
-                policy, state.identity.user, [state.connect_host, state.sni]
-            )
-            if not d.social:
-                return
-            if d.allowed and d.access is Access.FULL:
-                return
-            if d.allowed:
-                d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.READ_ONLY)
-            access = connection_access(
-                state.identity,
-                flow.client_conn,
-                stage="tcp",
-                domain=d.host,
-                port=state.connect_port,
-                scheme="tcp",
-            )
-            state.pending = None
-            self.audit.submit_nowait(self._record(d, access, new_ref()))
-            flow.kill()
-        except Exception:
-            logger.exception("socialgate: error deciding raw TCP flow")
-            flow.kill()

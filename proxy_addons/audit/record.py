@@ -18,6 +18,7 @@ from typing import Any
 from proxy_addons import __version__
 from proxy_addons.decide import Decision
 from proxy_addons.errors import PolicyError
+from proxy_addons.limits import Violation
 from proxy_addons.policy.diff import PolicyDiff
 from proxy_addons.policy.model import Policy
 
@@ -89,11 +90,14 @@ def access_record(
     policy_sha256: str,
     now: dt.datetime,
     enforcement: str | None = None,
+    limit: Violation | None = None,
 ) -> Record:
     """The record of an allowed or blocked social access attempt.
 
-    ``enforcement`` says how a blocked request was stopped (``block-page`` or
-    ``killed``); connection-level records and allowed requests have none.
+    ``enforcement`` says how a blocked attempt was stopped: a request by ``block-page``,
+    ``killed`` or ``refused`` (over a size limit), raw TCP by ``connection-closed`` or
+    ``dropped``; other connection-level records and allowed requests have none.
+    ``limit`` is the request limit a refused request broke (its size, never its content).
     """
     allowed = decision.allowed
     request_level = access.stage == "request"
@@ -156,6 +160,12 @@ def access_record(
     }
     if enforcement is not None:
         record["socialgate"]["enforcement"] = enforcement
+    if limit is not None:
+        record["socialgate"]["limit"] = {
+            "option": limit.option,
+            "size": limit.size,
+            "limit": limit.limit,
+        }
     if http:
         record["http"] = http
     return record
