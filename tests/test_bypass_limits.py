@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import pathlib
 
-import h2.connection
-import h2.events
 import pytest
 
 from tests.support.proxy import Proxy, start_proxy
 from tests.support.rawclient import (
     basic,
+    exchange,
+    h2_get,
     intercepted,
     proxy_socket,
-    read_until_closed,
     record_by_port,
     records_by_port,
 )
@@ -51,18 +50,14 @@ def plain(proxy: Proxy, raw: bytes, user: str = "carol") -> tuple[bytes, int]:
     auth = f"Proxy-Authorization: {basic(user)}\r\n".encode()
     sock = proxy_socket(proxy)
     port = sock.getsockname()[1]
-    sock.sendall(b" ".join([method, absolute, version]) + b"\r\n" + auth + rest)
-    data, _ = read_until_closed(sock)
-    sock.close()
+    data, _ = exchange(sock, b" ".join([method, absolute, version]) + b"\r\n" + auth + rest)
     return data, port
 
 
 def in_tls(proxy: Proxy, host: str, raw: bytes, user: str) -> tuple[bytes, int]:
     tls = intercepted(proxy, f"{host}:443", user)
     port = tls.getsockname()[1]
-    tls.sendall(raw)
-    data, _ = read_until_closed(tls)
-    tls.close()
+    data, _ = exchange(tls, raw)
     return data, port
 
 
@@ -206,34 +201,10 @@ def test_oversized_upload_is_killed(wire_proxy: Proxy, wire: WireServers) -> Non
 
 def h2_status(proxy: Proxy, path: str, extra: list[tuple[str, str]]) -> int:
     tls = intercepted(proxy, "x.com:443", "alice", alpn=["h2"])
-    conn = h2.connection.H2Connection()
-    conn.initiate_connection()
-    conn.send_headers(
-        1,
-        [
-            (":method", "GET"),
-            (":scheme", "https"),
-            (":authority", "x.com"),
-            (":path", path),
-            ("accept", "*/*"),
-            *extra,
-        ],
-        end_stream=True,
-    )
-    tls.sendall(conn.data_to_send())
-    tls.settimeout(5)
-    status = 0
     try:
-        while data := tls.recv(65536):
-            for ev in conn.receive_data(data):
-                if isinstance(ev, h2.events.ResponseReceived):
-                    status = int(dict(ev.headers)[b":status"])
-                if isinstance(ev, h2.events.StreamEnded | h2.events.StreamReset):
-                    return status
-            tls.sendall(conn.data_to_send())
+        return h2_get(tls, "x.com", path, extra)
     finally:
         tls.close()
-    return status
 
 
 @pytest.mark.parametrize(

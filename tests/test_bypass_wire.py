@@ -22,6 +22,9 @@ from tests.support.policies import KIOSK_IP
 from tests.support.proxy import Proxy, start_proxy
 from tests.support.rawclient import (
     basic,
+    exchange,
+    h2_get,
+    h2_start,
     intercepted,
     proxy_socket,
     read_until_closed,
@@ -78,9 +81,7 @@ def test_raw_bytes_in_social_tunnel_never_reach_the_site(
     wire.clear()
     sock = tunnel(wire_proxy, target, user)
     port = sock.getsockname()[1]
-    sock.sendall(payload)
-    _, closed = read_until_closed(sock, timeout=3)
-    sock.close()
+    _, closed = exchange(sock, payload, timeout=3)
     assert wire.settle() == b""
     assert wire.http.connections() == 0
     assert closed, "the proxy must close the tunnel"
@@ -102,9 +103,7 @@ def test_raw_bytes_inside_intercepted_tls_never_reach_the_site(
     wire.clear()
     tls = intercepted(wire_proxy, "www.facebook.com:443", user)
     port = tls.getsockname()[1]
-    tls.sendall(RAW)
-    _, closed = read_until_closed(tls, timeout=3)
-    tls.close()
+    _, closed = exchange(tls, RAW, timeout=3)
     assert wire.settle() == b""
     assert closed
     rec = record_by_port(wire_proxy, port)
@@ -156,9 +155,7 @@ def test_raw_bytes_refused_when_started_with_socialgate_run(
     wire.clear()
     sock = tunnel(run_proxy, target, "carol")
     port = sock.getsockname()[1]
-    sock.sendall(RAW)
-    _, closed = read_until_closed(sock, timeout=3)
-    sock.close()
+    _, closed = exchange(sock, RAW, timeout=3)
     assert wire.settle() == b""
     assert closed
     assert record_by_port(run_proxy, port)["event"]["action"] == "connection-blocked"
@@ -199,9 +196,9 @@ def test_proxy_credentials_in_plain_tunnel_are_not_forwarded(
     """A Proxy-Authorization sent inside a tunnel is dropped before the request goes upstream."""
     wire.clear()
     sock = tunnel(wire_proxy, target, user)
-    sock.sendall(raw_request(host, "/tunnel", "Proxy-Authorization: Basic c2Vjb25kOnZhbHVl\r\n"))
-    data, _ = read_until_closed(sock)
-    sock.close()
+    data, _ = exchange(
+        sock, raw_request(host, "/tunnel", "Proxy-Authorization: Basic c2Vjb25kOnZhbHVl\r\n")
+    )
     assert data.startswith(b"HTTP/1.1 200")
     got = wire.http.settle()
     assert_no_proxy_headers(got)
@@ -215,39 +212,9 @@ def test_proxy_credentials_in_intercepted_tunnel_are_not_forwarded(
     """Inside an intercepted social tunnel (exempt user), the credentials are dropped."""
     wire.clear()
     tls = intercepted(wire_proxy, "x.com:443", "alice", alpn=alpn)
-    tls.sendall(raw_request("x.com", "/intercepted"))
-    data, _ = read_until_closed(tls)
-    tls.close()
+    data, _ = exchange(tls, raw_request("x.com", "/intercepted"))
     assert data.startswith(b"HTTP/1.1 200")
     assert_no_proxy_headers(wire.https.settle())
-
-
-def h2_get(tls: ssl.SSLSocket, authority: str, path: str, extra: list[tuple[str, str]]) -> int:
-    """One HTTP/2 GET over an established TLS socket; returns the response status."""
-    conn = h2.connection.H2Connection()
-    conn.initiate_connection()
-    headers = [
-        (":method", "GET"),
-        (":scheme", "https"),
-        (":authority", authority),
-        (":path", path),
-        ("accept", "*/*"),
-        *extra,
-    ]
-    conn.send_headers(1, headers, end_stream=True)
-    tls.sendall(conn.data_to_send())
-    tls.settimeout(5)
-    status = 0
-    while True:
-        data = tls.recv(65536)
-        if not data:
-            return status
-        for ev in conn.receive_data(data):
-            if isinstance(ev, h2.events.ResponseReceived):
-                status = int(dict(ev.headers)[b":status"])
-            if isinstance(ev, h2.events.StreamEnded | h2.events.StreamReset):
-                return status
-        tls.sendall(conn.data_to_send())
 
 
 def test_proxy_credentials_over_http2_are_not_forwarded(
@@ -277,9 +244,7 @@ def test_source_address_host_credentials_are_not_forwarded(
     head = raw_request("www.example.org").replace(
         b"GET / HTTP/1.1", b"GET http://www.example.org/kiosk HTTP/1.1"
     )
-    sock.sendall(head)
-    data, _ = read_until_closed(sock)
-    sock.close()
+    data, _ = exchange(sock, head)
     assert data.startswith(b"HTTP/1.1 200")
     assert_no_proxy_headers(wire.http.settle())
 
@@ -390,19 +355,13 @@ def test_blocked_http2_upload_stream_is_reset_promptly(
     """An HTTP/2 upload stream to a blocked site is reset at once; nothing goes upstream."""
     wire.clear()
     tls = intercepted(wire_proxy, "www.facebook.com:443", "carol", alpn=["h2"])
-    conn = h2.connection.H2Connection()
-    conn.initiate_connection()
-    conn.send_headers(
-        1,
-        [
-            (":method", "POST"),
-            (":scheme", "https"),
-            (":authority", "www.facebook.com"),
-            (":path", "/upload"),
-        ],
-        end_stream=False,
-    )
-    tls.sendall(conn.data_to_send())
+    headers = [
+        (":method", "POST"),
+        (":scheme", "https"),
+        (":authority", "www.facebook.com"),
+        (":path", "/upload"),
+    ]
+    conn = h2_start(tls, headers, end_stream=False)
     tls.settimeout(0.1)
     start = time.monotonic()
     ended = False

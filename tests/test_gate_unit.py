@@ -17,8 +17,8 @@ from proxy_addons.addons import gate as gate_module
 from proxy_addons.addons.gate import Gate
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.limits import Violation
-from proxy_addons.policy.load import load_policy
 from tests.support.fake_audit import FakeAuditTrail
+from tests.support.gate import gate_on
 from tests.support.policies import write_policy
 
 NOW = dt.datetime.now(dt.UTC)
@@ -35,10 +35,7 @@ Parts = tuple[Gate, FakeAuditTrail, Any]
 
 @pytest.fixture
 def parts(policy_file: pathlib.Path) -> Iterator[Parts]:
-    store = PolicyStore()
-    store.swap(load_policy(policy_file))
-    sink = FakeAuditTrail()
-    g = Gate(store, sink)
+    g, sink = gate_on(policy_file)
     with taddons.context(g, proxyserver.Proxyserver()) as tctx:
         yield g, sink, tctx
 

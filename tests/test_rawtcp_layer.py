@@ -16,12 +16,11 @@ from mitmproxy.proxy.layers.http import HTTPMode
 from mitmproxy.test import taddons, tflow
 
 from proxy_addons.addons import raw_tcp
-from proxy_addons.addons.gate import ConnState, Gate
-from proxy_addons.addons.policy_store import PolicyStore
+from proxy_addons.addons.gate import ConnState
 from proxy_addons.addons.raw_tcp import RawTcpGuard
 from proxy_addons.identity import Identity
-from proxy_addons.policy.load import load_policy
 from tests.support.fake_audit import FakeAuditTrail
+from tests.support.gate import gate_on
 from tests.support.policies import write_policy
 
 
@@ -36,12 +35,9 @@ Parts = tuple[RawTcpGuard, FakeAuditTrail, Any]
 
 @pytest.fixture
 def parts(policy_file: pathlib.Path) -> Iterator[Parts]:
-    store = PolicyStore()
-    store.swap(load_policy(policy_file))
-    sink = FakeAuditTrail()
-    guard = RawTcpGuard(Gate(store, sink))
-    addons = (guard.gate, guard, proxyserver.Proxyserver(), next_layer.NextLayer())
-    with taddons.context(*addons) as tctx:
+    g, sink = gate_on(policy_file)
+    guard = RawTcpGuard(g)
+    with taddons.context(g, guard, proxyserver.Proxyserver(), next_layer.NextLayer()) as tctx:
         yield guard, sink, tctx
 
 

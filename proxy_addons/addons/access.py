@@ -55,6 +55,23 @@ def connect_access(
     )
 
 
+def _request(
+    identity: Identity, flow: http.HTTPFlow, *, domain: str, method: str, status: int | None
+) -> Access:
+    """One request's connection facts and its method (no path yet)."""
+    req = flow.request
+    seen = connection_access(
+        identity,
+        flow.client_conn,
+        stage="request",
+        domain=domain,
+        port=req.port,
+        scheme=req.scheme,
+        status=status,
+    )
+    return replace(seen, method=method)
+
+
 def request_access(
     identity: Identity,
     flow: http.HTTPFlow,
@@ -66,16 +83,8 @@ def request_access(
     """One request: the connection's facts plus its method and path (and query if logged)."""
     req = flow.request
     path, _, q = req.path.partition("?")
-    seen = connection_access(
-        identity,
-        flow.client_conn,
-        stage="request",
-        domain=domain,
-        port=req.port,
-        scheme=req.scheme,
-        status=status,
-    )
-    return replace(seen, method=req.method, path=path, query=q if log_query and q else None)
+    seen = _request(identity, flow, domain=domain, method=req.method, status=status)
+    return replace(seen, path=path, query=q if log_query and q else None)
 
 
 def oversized_access(
@@ -83,14 +92,5 @@ def oversized_access(
 ) -> Access:
     """A request refused for its size: its method (cut short) but never its path or query,
     so an oversized request target cannot grow the trail (the record keeps its size)."""
-    req = flow.request
-    seen = connection_access(
-        identity,
-        flow.client_conn,
-        stage="request",
-        domain=domain,
-        port=req.port,
-        scheme=req.scheme,
-        status=status,
-    )
-    return replace(seen, method=req.method[:32])
+    method = flow.request.method[:32]
+    return _request(identity, flow, domain=domain, method=method, status=status)

@@ -8,6 +8,9 @@ import ssl
 import time
 from typing import Any
 
+import h2.connection
+import h2.events
+
 from tests.support.client import connect_tunnel
 from tests.support.policies import PASSWORD
 from tests.support.proxy import Proxy
@@ -32,6 +35,51 @@ def read_until_closed(
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
         pass
     return data, True
+
+
+def exchange(
+    sock: socket.socket | ssl.SSLSocket, payload: bytes, timeout: float = 5
+) -> tuple[bytes, bool]:
+    """Send ``payload``, read until the proxy closes, then close; ``(data, closed)``."""
+    sock.sendall(payload)
+    try:
+        return read_until_closed(sock, timeout)
+    finally:
+        sock.close()
+
+
+def h2_start(
+    tls: ssl.SSLSocket, headers: list[tuple[str, str]], *, end_stream: bool
+) -> h2.connection.H2Connection:
+    """An HTTP/2 connection over ``tls`` whose stream 1 is opened with ``headers`` (sent)."""
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    conn.send_headers(1, headers, end_stream=end_stream)
+    tls.sendall(conn.data_to_send())
+    return conn
+
+
+def h2_get(tls: ssl.SSLSocket, authority: str, path: str, extra: list[tuple[str, str]]) -> int:
+    """One HTTP/2 GET over an established TLS socket; returns the response status."""
+    headers = [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", authority),
+        (":path", path),
+        ("accept", "*/*"),
+        *extra,
+    ]
+    conn = h2_start(tls, headers, end_stream=True)
+    tls.settimeout(5)
+    status = 0
+    while data := tls.recv(65536):
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[b":status"])
+            if isinstance(ev, h2.events.StreamEnded | h2.events.StreamReset):
+                return status
+        tls.sendall(conn.data_to_send())
+    return status
 
 
 def tunnel(proxy: Proxy, target: str, user: str | None) -> socket.socket:
