@@ -29,6 +29,7 @@ from proxy_addons.audit.record import Access as AccessSeen
 from proxy_addons.audit.record import Record, access_record, event_record, new_ref
 from proxy_addons.decide import Decision, Outcome, Reason, decide, normalise_names
 from proxy_addons.errors import AuditUnavailable
+from proxy_addons.flownames import raw_sni, request_names
 from proxy_addons.identity import (
     ANONYMOUS,
     Identity,
@@ -40,6 +41,7 @@ from proxy_addons.identity import (
 from proxy_addons.pages.render import block_page, reminder_page
 from proxy_addons.policy.model import Access, Policy
 from proxy_addons.policystore import PolicyStore
+from proxy_addons.refuse import refuse_invalid_name
 from proxy_addons.reminder import ACK_PREFIX, Reminders, is_navigation, safe_next
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class ConnState:
     connect_host: str | None = None
     connect_port: int = 443
     sni: str | None = None
+    sni_names: tuple[str, ...] = ()  # raw SNI names when mitmproxy found none valid
     identity: Identity = ANONYMOUS
     failed: bool = False  # a hook raised: every request on this connection is blocked
     # A connection-level block, written at disconnect unless a request record replaced it,
@@ -245,6 +248,9 @@ class Gate:
                 self.clock(),
                 intercepted=self.intercept_social,
             )
+            if d.invalid:
+                refuse_invalid_name(flow, streams=False)
+                return
             if not d.social:
                 return
             if self.intercept_social:
@@ -321,10 +327,12 @@ class Gate:
         state = self._state(client)
         try:
             state.sni = data.client_hello.sni
+            if state.sni is None:
+                state.sni_names = tuple(raw_sni(data.client_hello.raw_bytes(False)))
             if state.failed:
                 return  # intercept: the requests will be blocked
             policy = self._policy()
-            names = [state.connect_host, state.sni]
+            names = [state.connect_host, state.sni, *state.sni_names]
             if not any(names) and data.context.server.address:
                 names = [str(data.context.server.address[0])]
             d = decide(
@@ -335,6 +343,8 @@ class Gate:
                 self.clock(),
                 intercepted=self.intercept_social,
             )
+            if d.invalid:
+                return  # intercept: each request is refused (400), unrecorded
             if not d.social:
                 data.ignore_connection = True  # never decrypt, never record
                 return
@@ -364,14 +374,22 @@ class Gate:
             policy = self._policy()
             identity = identify(policy, flow)
             req = flow.request
-            if state is not None and state.connect_host is not None:
-                names = [state.connect_host, state.sni, req.host, req.host_header]
-            else:
-                names = [req.host, req.host_header]
+            tunnel = state if state is not None and state.connect_host is not None else None
+            names = request_names(
+                connect_host=tunnel.connect_host if tunnel else None,
+                sni=tunnel.sni if tunnel else None,
+                sni_names=tunnel.sni_names if tunnel else (),
+                request_host=req.host,
+                authority=req.authority,
+                host_headers=req.headers.get_all("host"),
+            )
             if state is not None and state.failed:
                 raise RuntimeError("an earlier hook failed on this connection")
             upgrade = req.headers.get("upgrade", "").lower() == "websocket"
             d = decide(policy, identity.user, names, req.method, self.clock(), upgrade=upgrade)
+            if d.invalid:
+                refuse_invalid_name(flow, streams=may_stream(req))
+                return
             if not d.social:
                 return
             if state is not None:
@@ -582,11 +600,14 @@ class Gate:
             d = decide(
                 policy,
                 state.identity.user,
-                [state.connect_host, state.sni],
+                [state.connect_host, state.sni, *state.sni_names],
                 None,
                 self.clock(),
                 intercepted=self.intercept_social,
             )
+            if d.invalid:
+                flow.kill()
+                return
             if not d.social:
                 return
             if d.allowed and d.access is Access.FULL:
