@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import re
 import socket
+import stringprep
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -161,12 +162,17 @@ def _longest_valid_suffix(piece: str) -> str | None:
     return normalise_host(".".join(reversed(labels)))
 
 
+def _drop_mapped_to_nothing(name: str) -> str:
+    return "".join(c for c in name if not stringprep.in_table_b1(c))
+
+
 def name_pieces(name: str) -> list[str]:
     """Valid host names found in a name that does not normalise, to judge what it might reach.
 
     A name that cannot be normalised is refused; these pieces tell whether it could be
     social (so the refusal is recorded). Tried: the name and its percent-decoded form, each
-    also with the characters a host cannot contain deleted; an IPv6 literal between
+    also without the characters IDNA maps to nothing, and all of these also with the
+    characters a host cannot contain deleted; an IPv6 literal between
     brackets; in each, every run of name characters between characters a host cannot
     contain (``@``, ``:``, spaces, control characters, ``%`` …), cut to its longest valid
     label-aligned suffix (empty labels dropped, over-long prefixes cut off).
@@ -174,8 +180,12 @@ def name_pieces(name: str) -> list[str]:
     variants = [name]
     if "%" in name:
         variants.append(unquote(name, errors="replace"))
+    # IDNA maps some characters to nothing (soft hyphen, zero-width space …): drop them first.
+    variants.extend(
+        [_drop_mapped_to_nothing(v) for v in variants if any(map(stringprep.in_table_b1, v))]
+    )
     # A server that drops the characters a name cannot contain would see the rest joined.
-    variants.extend(_NOT_NAME.sub("", v) for v in list(variants))
+    variants.extend([_NOT_NAME.sub("", v) for v in variants])
     out: list[str] = []
     for v in variants:
         start = v.find("[")
