@@ -28,7 +28,7 @@ from proxy_addons.errors import AuditError, ConfigError
 from proxy_addons.paths import DEFAULT_ADMIN_LOG, DEFAULT_KEY, DEFAULT_SIGNING_KEY
 from proxy_addons.policy import edit
 from proxy_addons.policy.load import load_policy
-from proxy_addons.policy.model import Access, Exemption, Policy, Revocation, Schedule
+from proxy_addons.policy.model import Access, Exemption, Policy, Schedule
 from proxy_addons.policy.schedule import parse_schedule, schedule_text
 
 _WITHIN = re.compile(r"^([0-9]{1,5})([dw]?)$")
@@ -81,26 +81,9 @@ def _schedule_text(s: Schedule | None) -> str | None:
     return schedule_text(s) if s is not None else None
 
 
-def _revocation(r: Revocation) -> dict[str, str]:
-    return {"date": r.date.isoformat(), "by": r.by, "reason": r.reason}
-
-
-def _terms(ex: Exemption) -> dict[str, Any]:
-    """What an exemption allows, until when and on whose approval (JSON-safe)."""
-    return {
-        "sites": list(ex.sites),
-        "access": str(ex.access),
-        "business_case": ex.business_case,
-        "approved_by": ex.approved_by,
-        "ticket": ex.ticket,
-        "granted": ex.granted.isoformat(),
-        "expires": ex.expires.isoformat(),
-    }
-
-
 def _exemption_fields(ex: Exemption) -> dict[str, Any]:
     # Key order is part of the admin audit record as written: keep it.
-    return {"exemption_id": ex.id, **_terms(ex), "schedule": _schedule_text(ex.schedule)}
+    return {"exemption_id": ex.id, **ex.terms(), "schedule": _schedule_text(ex.schedule)}
 
 
 def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Record:
@@ -129,7 +112,7 @@ def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Reco
         type_ = ["change"]
     else:
         assert ex.revoked is not None
-        fields["revoked"] = _revocation(ex.revoked)
+        fields["revoked"] = ex.revoked.as_dict()
         message = f"exemption {ex.id} of {subject} revoked by {admin}: {ex.revoked.reason}"
         type_ = ["change"]
     return event_record(
@@ -306,10 +289,10 @@ def _row(policy: Policy, ex: Exemption, status: str, today: dt.date) -> dict[str
         "status": status,
         "user": ex.user,
         "group": ex.group,
-        **_terms(ex),
+        **ex.terms(),
         "days_left": (ex.expires - today).days,
         "schedule": _schedule_text(ex.schedule),
-        "revoked": _revocation(ex.revoked) if ex.revoked else None,
+        "revoked": ex.revoked.as_dict() if ex.revoked else None,
     }
 
 

@@ -239,23 +239,9 @@ def build(
             {
                 "id": ex.id,
                 "subject": ex.subject,
-                "sites": list(ex.sites),
-                "access": str(ex.access),
-                "business_case": ex.business_case,
-                "approved_by": ex.approved_by,
-                "ticket": ex.ticket,
-                "granted": ex.granted.isoformat(),
-                "expires": ex.expires.isoformat(),
+                **ex.terms(),
                 "schedule": describe_schedule(ex),
-                "revoked": (
-                    {
-                        "date": ex.revoked.date.isoformat(),
-                        "by": ex.revoked.by,
-                        "reason": ex.revoked.reason,
-                    }
-                    if ex.revoked
-                    else None
-                ),
+                "revoked": ex.revoked.as_dict() if ex.revoked else None,
             }
             for ex in exemptions_of(user, policy, period)
         ],
