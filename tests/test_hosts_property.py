@@ -7,7 +7,6 @@ under any spelling, port, case, Unicode form or junk around it.
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 
 import pytest
@@ -16,30 +15,18 @@ from hypothesis import strategies as st
 
 from proxy_addons.decide import Outcome, classify, decide
 from proxy_addons.hosts import normalise_host
-from proxy_addons.policy.load import parse_policy_text
 from proxy_addons.policy.model import Policy
+from tests.support.policy_texts import NAMES_NETWORK as NETWORK
+from tests.support.policy_texts import NAMES_NOON as NOON
+from tests.support.policy_texts import NAMES_SOCIAL as SOCIAL
+from tests.support.policy_texts import names_policy
 
-SOCIAL = ["facebook.com", "x.com", "linkedin.com"]
-NETWORK = ipaddress.IPv4Network("192.0.2.0/24")
-POLICY = f"""\
-version: 1
-organisation: Example
-contact: it@example.org
-policy_url: https://intranet.example.org/policy
-categories:
-  social_networking:
-    description: Social
-    domains: [{", ".join(SOCIAL)}]
-    networks: [{NETWORK}]
-blocked_categories: [social_networking]
-"""
-NOON = dt.datetime(2026, 3, 11, 12, tzinfo=dt.UTC)
 FAST = settings(max_examples=600, deadline=None)
 
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    return parse_policy_text(POLICY, "policy.yaml", lambda p: b"")
+    return names_policy()
 
 
 # Strings that look like host names often enough to reach every branch: name characters,
