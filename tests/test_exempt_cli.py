@@ -26,9 +26,12 @@ D = dt.timedelta
 
 @pytest.fixture
 def sg(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: Any) -> Socialgate:
-    monkeypatch.chdir(tmp_path)  # keys/ and logs/ are created here
+    monkeypatch.chdir(tmp_path)  # `socialgate init` creates keys/ and logs/ here
     monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
-    return make_runner(capsys)
+    monkeypatch.delenv("SOCIALGATE_CONFDIR", raising=False)
+    run = make_runner(capsys)
+    assert run("init").code == 0
+    return run
 
 
 @pytest.fixture
@@ -222,7 +225,7 @@ def test_grant_refusals_leave_the_file_untouched(
     assert message in r.err
     assert len(r.err.strip().splitlines()) == 1
     assert policy.read_bytes() == before
-    assert not (policy.parent.parent / "logs" / "admin-audit.jsonl").exists()
+    assert records(policy.parent.parent) == []  # init left it empty; nothing was added
 
 
 @pytest.mark.parametrize(
@@ -377,6 +380,8 @@ def test_concurrent_grants_keep_both(tmp_path: pathlib.Path) -> None:
     policy = write_policy(tmp_path / "pol")
     env = dict(os.environ)
     env.pop("SOCIALGATE_POLICY", None)
+    env.pop("SOCIALGATE_CONFDIR", None)
+    subprocess.run([str(BIN / "socialgate"), "init"], cwd=tmp_path, env=env, check=True)
     procs: list[subprocess.Popen[str]] = []
     # Hold the lock while both start, so they really contend for it.
     with edit.locked(policy):

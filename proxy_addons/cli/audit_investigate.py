@@ -22,8 +22,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from proxy_addons.audit.files import default_logs
-from proxy_addons.cli.common import policy_option
+from proxy_addons.cli.common import configured_logs, policy_option, settings
 from proxy_addons.errors import ConfigError
 from proxy_addons.investigate import report as report_mod
 from proxy_addons.investigate import search as search_mod
@@ -82,7 +81,7 @@ def _zone(tz_name: str | None, policy: Policy | None) -> tuple[dt.tzinfo, str]:
 
 
 def _logs(logs: tuple[pathlib.Path, ...]) -> list[pathlib.Path]:
-    return list(logs) if logs else default_logs()
+    return list(logs) if logs else configured_logs()
 
 
 def _reader(
@@ -243,7 +242,8 @@ def stats(
 @click.option(
     "--key",
     type=click.Path(dir_okay=False, path_type=pathlib.Path),
-    help=f"Chain key for the integrity check (default {DEFAULT_KEY}, if present).",
+    help=f"Chain key for the integrity check (default: the configured one, else {DEFAULT_KEY}, "
+    "if present).",
 )
 @click.option(
     "--checkpoints",
@@ -272,8 +272,8 @@ def report(
     zone, zone_name = _zone(tz_name, policy)
     when = period(since, until, zone)
     paths = _logs(logs)
-    if key is None and pathlib.Path(DEFAULT_KEY).exists():
-        key = pathlib.Path(DEFAULT_KEY)
+    if key is None and pathlib.Path(settings().key).exists():
+        key = pathlib.Path(settings().key)
     integrity = report_mod.check_integrity(paths, key, checkpoints)
     console = StderrConsole()
     criteria = make_criteria(users=(user,))

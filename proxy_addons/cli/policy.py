@@ -11,9 +11,8 @@ from typing import Any
 
 import click
 
-from proxy_addons.cli.common import format_option
+from proxy_addons.cli.common import format_option, settings
 from proxy_addons.errors import PolicyError
-from proxy_addons.paths import default_policy
 from proxy_addons.policy.load import load_policy
 from proxy_addons.policy.model import Policy
 
@@ -45,9 +44,10 @@ def summary(p: Policy) -> dict[str, Any]:
 def validate(ctx: click.Context, policy_path: str | None, fmt: str) -> None:
     """Check POLICY and the category files it names.
 
-    POLICY defaults to $SOCIALGATE_POLICY, else policies/policy.yaml.
+    POLICY defaults to $SOCIALGATE_POLICY, else the configuration's (config.yaml in
+    --confdir/$SOCIALGATE_CONFDIR), else policies/policy.yaml.
     """
-    path = policy_path or default_policy()
+    path = policy_path or settings().policy
     try:
         loaded = load_policy(path)
     except PolicyError as e:
