@@ -90,6 +90,13 @@ def register(group: click.Group) -> None:
             checkpoints_path=list(checkpoints) or default_cps,
             public_key_path=pubkey,
         )
+        if report.records and report.forged == report.records:
+            # Not damage but the wrong key: one line, not one false alarm per record.
+            raise ConfigError(
+                f"wrong key: {key} matches none of the {report.records} records, from the "
+                "first: these logs were sealed with another key (use the installation's, "
+                "named by its config.yaml)"
+            )
         for problem in report.problems[:_MAX_SHOWN]:
             click.echo(str(problem))
         if len(report.problems) > _MAX_SHOWN:
