@@ -181,3 +181,12 @@ def test_failed_set_creates_nothing_and_names_the_option(tmp_path: pathlib.Path)
     assert files_under(work) == {"logs/audit.jsonl"}
     assert (work / "logs" / "audit.jsonl").read_text() == ""
     assert not (tmp_path / "var").exists()
+
+
+def test_make_run_honours_port() -> None:
+    """`make run PORT=3128` listens there (README's `make run` itself is unchanged)."""
+    res = subprocess.run(
+        ["make", "-n", "run", "PORT=3128", "HOST=0.0.0.0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "--listen-host 0.0.0.0 --listen-port 3128" in res.stdout
