@@ -21,8 +21,16 @@ from typing import Any
 import click
 
 from proxy_addons.audit.append import append_records
+from proxy_addons.audit.keys import load_secret, load_signing_key
 from proxy_addons.audit.record import Record, event_record
-from proxy_addons.cli.common import format_option, holder_text, policy_option
+from proxy_addons.cli.common import (
+    CONFIGURED,
+    KEY_HINT,
+    format_option,
+    from_settings,
+    holder_text,
+    policy_option,
+)
 from proxy_addons.decide import Reason, exemption_verdict
 from proxy_addons.errors import AuditError, ConfigError
 from proxy_addons.paths import DEFAULT_ADMIN_LOG, DEFAULT_KEY, DEFAULT_SIGNING_KEY
@@ -57,12 +65,13 @@ def parse_within(value: str) -> int:
     return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
 
 
-# (option, default path, help), in the order --help lists them.
+# (option, setting, default shown, help), in the order --help lists them.
 _AUDIT_OPTIONS = (
-    ("--audit-log", DEFAULT_ADMIN_LOG, "Admin audit chain the change is recorded in."),
-    ("--key", DEFAULT_KEY, "HMAC key of the audit chain (the proxy's)."),
+    ("--audit-log", "admin_log", DEFAULT_ADMIN_LOG, "Admin audit chain the change is recorded in."),
+    ("--key", "key", DEFAULT_KEY, "HMAC key of the audit chain (the proxy's)."),
     (
         "--signing-key",
+        "signing_key",
         DEFAULT_SIGNING_KEY,
         "Ed25519 key that signs a checkpoint after each change ('' for none).",
     ),
@@ -70,11 +79,28 @@ _AUDIT_OPTIONS = (
 
 
 def audit_options[F: Callable[..., Any]](f: F) -> F:
-    """Where the admin audit chain goes, and its keys."""
+    """Where the admin audit chain goes, and its keys (default: the configuration's)."""
     # Decorators apply innermost first: the last option listed is added first.
-    for name, default, help_ in reversed(_AUDIT_OPTIONS):
-        f = click.option(name, default=default, show_default=True, metavar="PATH", help=help_)(f)
+    for name, attribute, default, help_ in reversed(_AUDIT_OPTIONS):
+        f = click.option(
+            name,
+            default=None,
+            callback=from_settings(attribute),
+            show_default=CONFIGURED + default,
+            metavar="PATH",
+            help=help_,
+        )(f)
     return f
+
+
+def check_keys(key: str, signing_key: str) -> None:
+    """The chain's keys exist and load: the CLI never generates keys (ConfigError, exit 2)."""
+    try:
+        load_secret(pathlib.Path(key), "audit key")
+        if signing_key.strip():
+            load_signing_key(pathlib.Path(signing_key))
+    except AuditError as e:
+        raise ConfigError(f"{e}: {KEY_HINT}") from None
 
 
 def _schedule_text(s: Schedule | None) -> str | None:
@@ -131,6 +157,8 @@ def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Reco
 def _committer(
     admin: str, audit_log: str, key: str, signing_key: str
 ) -> Callable[[edit.EditResult], None]:
+    check_keys(key, signing_key)  # before anything is edited
+
     def commit(result: edit.EditResult) -> None:
         record = change_record(result, admin, dt.datetime.now(dt.UTC))
         try:
