@@ -26,9 +26,13 @@ system-deps:
 	    --no-install-recommends chromium >/dev/null) || { echo "make: apt-get install chromium failed" >&2; exit 2; }; \
 	else echo "make: chromium is missing: install Debian's 'chromium' package (as root)" >&2; exit 2; fi
 
+# `make run PORT=3128` (and HOST=…) to listen elsewhere.
+PORT ?= 8080
+HOST ?= 127.0.0.1
+
 run: $(STAMP)
 	$(VENV)/bin/socialgate run --policy policies/policy.yaml --audit-log logs/audit.jsonl \
-		--listen-host 127.0.0.1 --listen-port 8080
+		--listen-host $(HOST) --listen-port $(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check proxy_addons tests bench

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from proxy_addons.hosts import Match, normalise_host, parse_ip
+from proxy_addons.hosts import (
+    Match,
+    name_pieces,
+    network_address,
+    normalise_host,
+    parse_ip,
+    printable,
+)
 from proxy_addons.policy.model import READ_ONLY_METHODS, Access, Exemption, Policy
 
 SEP = "\x1f"  # separates category and site in SiteIndex values
@@ -21,6 +28,9 @@ class Outcome(StrEnum):
     ALLOWED = "allowed"
     BLOCKED = "blocked"
     NOT_SOCIAL = "not-social"
+    # A name that steers the request cannot be normalised and nothing social is in it:
+    # refused (400), not recorded (non-social traffic never is).
+    INVALID = "invalid"
 
 
 class Reason(StrEnum):
@@ -38,6 +48,8 @@ class Reason(StrEnum):
     NAME_MISMATCH = "name-mismatch"
     ERROR = "error"
     AUDIT_UNAVAILABLE = "audit-unavailable"
+    # A name that steers the request cannot be normalised: never judged "not social".
+    INVALID_NAME = "invalid-name"
     REQUEST_TOO_LARGE = "request-too-large"  # over a socialgate_max_* request limit
 
 
@@ -67,7 +79,12 @@ class Decision:
 
     @property
     def social(self) -> bool:
-        return self.outcome is not Outcome.NOT_SOCIAL
+        return self.outcome is Outcome.ALLOWED or self.outcome is Outcome.BLOCKED
+
+    @property
+    def invalid(self) -> bool:
+        """Refused for a name that cannot be normalised, with nothing social in it."""
+        return self.outcome is Outcome.INVALID
 
     @property
     def allowed(self) -> bool:
@@ -79,6 +96,7 @@ class Decision:
 
 
 NOT_SOCIAL = Decision(Outcome.NOT_SOCIAL, Reason.NOT_SOCIAL)
+INVALID = Decision(Outcome.INVALID, Reason.INVALID_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +114,7 @@ def classify(policy: Policy, host: str) -> SiteMatch | None:
     if m is None and policy.index.networks and (host[0].isdigit() or ":" in host):
         ip = parse_ip(host)
         if ip is not None:
-            m = policy.index.networks.match(ip)
+            m = policy.index.networks.match(network_address(ip))
     if m is None:
         return None
     category, _, site = m.value.partition(SEP)
@@ -191,16 +209,48 @@ def decide_site(
     return made(Outcome.BLOCKED, why, ex)
 
 
-def normalise_names(names: Sequence[str | None]) -> tuple[str, ...]:
-    """Distinct normalised names, in the order seen; unparseable names kept lower-cased."""
+def split_names(names: Sequence[str | None]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Distinct normalised names in the order seen, and the names that do not normalise."""
     out: list[str] = []
+    bad: list[str] = []
     for name in names:
         if not name:
             continue
-        n = normalise_host(name) or name.strip().lower()
-        if n not in out:
+        n = normalise_host(name)
+        if n is None:
+            if name not in bad:
+                bad.append(name)
+        elif n not in out:
             out.append(n)
-    return tuple(out)
+    return tuple(out), tuple(bad)
+
+
+def normalise_names(names: Sequence[str | None]) -> tuple[str, ...]:
+    """Distinct normalised names, in the order seen; unparseable names kept, made printable."""
+    good, bad = split_names(names)
+    return good + tuple(printable(b) for b in bad)
+
+
+def _decide_invalid(policy: Policy, good: tuple[str, ...], bad: tuple[str, ...]) -> Decision:
+    """A flow with a name that does not normalise: refused, as social if anything in it is."""
+    names = good + tuple(printable(b) for b in bad)
+    candidates = list(good)
+    for b in bad:
+        candidates.extend(name_pieces(b))
+    for host in candidates:
+        match = classify(policy, host)
+        if match is not None:
+            return Decision(
+                Outcome.BLOCKED,
+                Reason.INVALID_NAME,
+                match.host,
+                match.category,
+                match.entry,
+                match.site,
+                names=names,
+                name_mismatch=len(names) > 1,
+            )
+    return replace(INVALID, names=names)
 
 
 def decide(
@@ -218,9 +268,14 @@ def decide(
     If any name is social the flow is social. A name blocked on its own
     merits blocks the flow with its reason; when every social name would be
     allowed but the names disagree with a non-social one (domain fronting),
-    the flow is blocked as a name mismatch.
+    the flow is blocked as a name mismatch. A name that cannot be normalised
+    refuses the flow (`Reason.INVALID_NAME`): blocked as social when the name,
+    a piece of it or another name is social, else `Outcome.INVALID` (refused,
+    unrecorded).
     """
-    normed = normalise_names(names)
+    normed, bad = split_names(names)
+    if bad:
+        return _decide_invalid(policy, normed, bad)
     mismatch = len(normed) > 1
     decisions: list[Decision] = []
     for host in normed:

@@ -76,3 +76,9 @@ def wire_proxy(
     ).start()
     yield p
     p.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_installation_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests name their files themselves: an installation's $SOCIALGATE_CONFDIR is ignored."""
+    monkeypatch.delenv("SOCIALGATE_CONFDIR", raising=False)

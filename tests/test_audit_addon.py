@@ -52,6 +52,7 @@ def run(root: pathlib.Path, body: Any, **kw: Any) -> AuditTrail:
         addon = AuditTrail()
         with taddons.context(addon) as tctx:
             tctx.configure(addon, **options(root, **kw))
+            addon.start()
             try:
                 await body(addon)
             finally:
@@ -103,13 +104,29 @@ def test_bad_option_rejected(tmp_path: pathlib.Path, option: str, value: Any, wo
 
 
 def test_unwritable_log_is_start_error(tmp_path: pathlib.Path) -> None:
-    """A log path that cannot be created stops the start with the option named."""
+    """A log path that cannot be created stops the start (and a reconfiguration), named."""
     (tmp_path / "file").write_text("a file, not a directory")
     addon = AuditTrail()
     with taddons.context(addon) as tctx:
+        tctx.configure(addon, **options(tmp_path, socialgate_audit_log=str(tmp_path / "file/x")))
+        with pytest.raises(exceptions.OptionsError, match=r"socialgate_audit_log=.*file/x"):
+            addon.start()
         tctx.configure(addon, **options(tmp_path))
+        addon.start()
         with pytest.raises(exceptions.OptionsError, match=r"socialgate_audit_log=.*file/x"):
             tctx.configure(addon, socialgate_audit_log=str(tmp_path / "file" / "x"))
+        addon.done()
+
+
+def test_nothing_is_opened_before_the_start(tmp_path: pathlib.Path) -> None:
+    """Options (defaults, rolled-back values) create no log and no key until `start`."""
+    addon = AuditTrail()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, **options(tmp_path))
+        tctx.configure(addon, socialgate_audit_log=str(tmp_path / "other" / "audit.jsonl"))
+        assert list(tmp_path.iterdir()) == []
+        addon.start()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["keys", "other"]
         addon.done()
 
 

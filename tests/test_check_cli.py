@@ -188,3 +188,17 @@ def test_bad_input_exits_2(
     assert r.code == 2
     assert message in r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://www.facebook.com:99999/"])
+def test_malformed_url_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, url: str
+) -> None:
+    """A URL that cannot be parsed is one error line and exit 2, not a traceback."""
+    policy = write_policy(tmp_path)
+    r = make_runner(capsys)("check", "--policy", str(policy), "--user", "carol", url)
+    assert r.code == 2
+    assert r.err.strip().splitlines() == [
+        f"socialgate: URL {url!r}: " + r.err.split(": ", 2)[2].strip()
+    ]
+    assert "not a valid URL" in r.err

@@ -7,6 +7,7 @@ import difflib
 import json
 import os
 import pathlib
+import re
 import subprocess
 import time
 from typing import Any
@@ -26,9 +27,12 @@ D = dt.timedelta
 
 @pytest.fixture
 def sg(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: Any) -> Socialgate:
-    monkeypatch.chdir(tmp_path)  # keys/ and logs/ are created here
+    monkeypatch.chdir(tmp_path)  # `socialgate init` creates keys/ and logs/ here
     monkeypatch.delenv("SOCIALGATE_POLICY", raising=False)
-    return make_runner(capsys)
+    monkeypatch.delenv("SOCIALGATE_CONFDIR", raising=False)
+    run = make_runner(capsys)
+    assert run("init").code == 0
+    return run
 
 
 @pytest.fixture
@@ -222,7 +226,7 @@ def test_grant_refusals_leave_the_file_untouched(
     assert message in r.err
     assert len(r.err.strip().splitlines()) == 1
     assert policy.read_bytes() == before
-    assert not (policy.parent.parent / "logs" / "admin-audit.jsonl").exists()
+    assert records(policy.parent.parent) == []  # init left it empty; nothing was added
 
 
 @pytest.mark.parametrize(
@@ -377,6 +381,8 @@ def test_concurrent_grants_keep_both(tmp_path: pathlib.Path) -> None:
     policy = write_policy(tmp_path / "pol")
     env = dict(os.environ)
     env.pop("SOCIALGATE_POLICY", None)
+    env.pop("SOCIALGATE_CONFDIR", None)
+    subprocess.run([str(BIN / "socialgate"), "init"], cwd=tmp_path, env=env, check=True)
     procs: list[subprocess.Popen[str]] = []
     # Hold the lock while both start, so they really contend for it.
     with edit.locked(policy):
@@ -443,3 +449,29 @@ def test_list_rejects_bad_durations(sg: Socialgate, policy: pathlib.Path, value:
     r: Run = sg("exempt", "list", "--policy", str(policy), "--expiring-within", value)
     assert r.code == 2
     assert "--expiring-within" in r.err
+
+
+def test_grant_of_a_site_no_category_blocks_is_refused(
+    sg: Socialgate, policy: pathlib.Path
+) -> None:
+    """A typo such as facebok.com would exempt nothing: refused, nothing written."""
+    args = grant_args(policy)
+    args[args.index("facebook.com")] = "facebok.com"
+    before = policy.read_bytes()
+    r = sg(*args)
+    assert r.code == 2
+    assert r.err.startswith("socialgate: --sites facebok.com: no blocked category contains it")
+    assert policy.read_bytes() == before
+    assert records(policy.parent.parent) == []
+
+
+def test_validate_reports_exemptions_of_unblocked_sites(
+    sg: Socialgate, tmp_path: pathlib.Path
+) -> None:
+    """`policy validate` names an existing exemption whose site no blocked category lists."""
+    text = policy_text().replace("sites: [facebook.com]", "sites: [facebok.com]", 1)
+    path = write_policy(tmp_path / "typo", text)
+    r = sg("policy", "validate", str(path))
+    assert r.code == 0, r.err
+    assert "facebok.com is in no blocked category" in r.err
+    assert re.search(rf"^warning: {re.escape(str(path))}:\d+: exemption EX-", r.err)

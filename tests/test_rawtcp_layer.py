@@ -16,7 +16,7 @@ from mitmproxy.proxy.layers.http import HTTPMode
 from mitmproxy.test import taddons, tflow
 
 from proxy_addons.addons import raw_tcp
-from proxy_addons.addons.gate import ConnState
+from proxy_addons.addons.conn_state import ConnState
 from proxy_addons.addons.raw_tcp import RawTcpGuard
 from proxy_addons.identity import Identity
 from tests.support.fake_audit import FakeAuditTrail

@@ -22,7 +22,9 @@ from proxy_addons.addons.raw_tcp import RawTcpGuard
 from proxy_addons.addons.start_guard import StartGuard
 
 
-def make_addons() -> list[Any]:
+def make_addons(*, start_on_load: bool = True) -> list[Any]:
+    """The addons; ``start_on_load=False``: the caller applies options, then calls
+    ``StartGuard.start`` (`socialgate run`)."""
     # Order matters: the audit trail is configured first so that the policy
     # store's first swap is recorded (the watcher subscribes to the store's own
     # loads and writes policy-loaded with a summary of what changed); the gate
@@ -42,5 +44,5 @@ def make_addons() -> list[Any]:
         gate,
         RawTcpGuard(gate),
         # StartGuard last: it applies --set values once every socialgate option exists.
-        StartGuard(),
+        StartGuard(store, audit, start_on_load=start_on_load),
     ]

@@ -54,6 +54,11 @@ _PATH_OPTIONS = {
         "Ed25519 key that signs audit checkpoints (generated if absent, public key beside it "
         "as .pub); empty: no checkpoints",
     ),
+    "socialgate_admin_log": (
+        "",
+        "admin audit chain that `socialgate exempt` appends to (the proxy never writes it; "
+        "empty: admin-audit.jsonl beside the audit trail)",
+    ),
     "socialgate_audit_checkpoints": (
         "",
         "signed checkpoint file, to ship off the host (empty: <log name>.checkpoints beside "
@@ -142,6 +147,10 @@ class AuditTrail:
         self.pseudonymiser: Pseudonymiser | None = None
         self.log_query = False
         self._commit: GroupCommit | None = None  # of the current writer and loop
+        # Nothing is opened until `start` (called by StartGuard once the options are final):
+        # mitmproxy applies defaults and rolled-back values first, which name no file the
+        # user gave.
+        self.started = False
 
     @property
     def path(self) -> pathlib.Path | None:
@@ -175,9 +184,19 @@ class AuditTrail:
             self.log_query = ctx.options.socialgate_audit_query
         if not updated & _OPTIONS:
             return
-        config = _config(ctx.options)
+        config = _config(ctx.options)  # a bad value is refused even before the start
+        if not self.started:
+            return
         if config == self.config and self.writer is not None:
             return
+        self._open(config)
+
+    def start(self) -> None:
+        """Open the trail with the options as they are now (final); raises OptionsError."""
+        self._open(_config(ctx.options))
+        self.started = True
+
+    def _open(self, config: AuditConfig) -> None:
         try:
             key = load_or_create_secret(config.key, "audit key")
             signing = load_or_create_signing_key(config.signing_key) if config.signing_key else None

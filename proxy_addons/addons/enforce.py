@@ -4,7 +4,8 @@ An allowed access is only let through once its record is written; if the
 audit trail cannot take it, the access is refused instead (`record_first`).
 A blocked request whose body mitmproxy may stream, or whose body would keep the
 client uploading until it was read (`proxy_addons.addons.uploads`), is killed
-rather than answered with a page (`must_kill`).
+rather than answered with a page (`must_kill`). A request whose names cannot be
+judged and hold nothing social is refused with a plain 400 (`refuse_invalid_name`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from proxy_addons.pages.render import Page
 logger = logging.getLogger(__name__)
 
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+INVALID_NAME_PAGE = Page(
+    b"400 Bad Request: the request names a host that is not a valid host name "
+    b"(malformed port, control or other characters a host name cannot contain, empty label, "
+    b"or too long).\n",
+    "text/plain; charset=utf-8",
+)
 
 
 def page_response(
@@ -35,6 +42,14 @@ def page_response(
         page.content,
         {"Content-Type": page.content_type, "Cache-Control": cache_control, **(headers or {})},
     )
+
+
+def refuse_invalid_name(flow: http.HTTPFlow, *, streams: bool) -> None:
+    """Answer 400 (unrecorded: nothing social is in the names), or kill a streaming flow."""
+    if streams:
+        flow.kill()
+        return
+    flow.response = page_response(400, INVALID_NAME_PAGE, "no-store")
 
 
 async def record_first(audit: AccessAudit, record: Record, d: Decision, what: str) -> Decision:

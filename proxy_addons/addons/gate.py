@@ -1,7 +1,9 @@
 """The gate: mitmproxy hooks → decide → enforce.
 
-A flow is judged on every name it shows: the CONNECT target, the TLS SNI and,
-once intercepted, each request's Host / :authority. Non-social TLS is passed
+A flow is judged on every name it shows: the CONNECT target, the TLS SNI (as
+sent) and, once intercepted, every name of each request: each Host header,
+:authority and an absolute-form target (`proxy_addons.addons.conn_state`). A
+name that cannot be normalised is refused, never "not social". Non-social TLS is passed
 through untouched and unrecorded. Social traffic is intercepted so that
 blocked users get a block page and exempt users' requests are checked one by
 one against the policy in force at that moment.
@@ -22,7 +24,7 @@ import datetime as dt
 import logging
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tls
@@ -34,7 +36,14 @@ from proxy_addons.addons.access import (
     oversized_access,
     request_access,
 )
-from proxy_addons.addons.enforce import must_kill, page_response, record_first
+from proxy_addons.addons.conn_state import ConnState, names_of_request
+from proxy_addons.addons.enforce import (
+    may_stream,
+    must_kill,
+    page_response,
+    record_first,
+    refuse_invalid_name,
+)
 from proxy_addons.addons.identity import (
     authenticate_by_address,
     identify,
@@ -60,28 +69,6 @@ SUPPORTED_MODES = (mode_specs.RegularMode, mode_specs.UpstreamMode)
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(slots=True)
-class ConnState:
-    """What the gate learnt about one client connection (a CONNECT tunnel)."""
-
-    connect_host: str | None = None
-    connect_port: int = 443
-    sni: str | None = None
-    identity: Identity = ANONYMOUS
-    failed: bool = False  # a hook raised: every request on this connection is blocked
-    # A connection-level block, written at disconnect unless a request record replaced it,
-    # so one attempt gives one record.
-    pending: Record | None = None
-
-
-def request_names(flow: http.HTTPFlow, state: ConnState | None) -> list[str | None]:
-    """Every name a request shows: its tunnel's CONNECT target and SNI, then its own."""
-    req = flow.request
-    if state is not None and state.connect_host is not None:
-        return [state.connect_host, state.sni, req.host, req.host_header]
-    return [req.host, req.host_header]
 
 
 class Gate:
@@ -219,6 +206,9 @@ class Gate:
             state.connect_port = flow.request.port
             state.identity = identity
             d = self.decide_connection(policy, identity.user, [flow.request.host])
+            if d.invalid:
+                refuse_invalid_name(flow, streams=False)
+                return
             if not d.social:
                 return
             if self.intercept_social:
@@ -258,14 +248,16 @@ class Gate:
         client = data.context.client
         state = self._state(client)
         try:
-            state.sni = data.client_hello.sni
+            state.saw_client_hello(data.client_hello)
             if state.failed:
                 return  # intercept: the requests will be blocked
             policy = self._policy()
-            names = [state.connect_host, state.sni]
+            names = state.names()
             if not any(names) and data.context.server.address:
                 names = [str(data.context.server.address[0])]
             d = self.decide_connection(policy, state.identity.user, names)
+            if d.invalid:
+                return  # intercept: each request is refused (400), unrecorded
             if not d.social:
                 data.ignore_connection = True  # never decrypt, never record
                 return
@@ -290,11 +282,14 @@ class Gate:
             policy = self._policy()
             identity = identify(policy, flow)
             req = flow.request
-            names = request_names(flow, state)
+            names = names_of_request(state, req)
             if state is not None and state.failed:
                 raise RuntimeError("an earlier hook failed on this connection")
             upgrade = req.headers.get("upgrade", "").lower() == "websocket"
             d = decide(policy, identity.user, names, req.method, self.clock(), upgrade=upgrade)
+            if d.invalid:
+                refuse_invalid_name(flow, streams=may_stream(req))
+                return
             if not d.social:
                 return
             if state is not None:
@@ -320,7 +315,7 @@ class Gate:
         except Exception:
             identity = ANONYMOUS
         try:
-            names = request_names(flow, state)
+            names = names_of_request(state, flow.request)
             d = decide(self._policy(), identity.user, names, flow.request.method, self.clock())
         except Exception:
             d = self._error_decision(flow)

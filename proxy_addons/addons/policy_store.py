@@ -92,6 +92,8 @@ class PolicyStore:
         # The files behind `current` as they were when read (see `read_policy`).
         self.files: Mapping[str, Stamp | None] = {}
         self._listeners: list[Listener] = []
+        # The policy is read at `start` (StartGuard, options final), then on every change.
+        self.started = False
 
     def load(self, loader: object) -> None:
         loader.add_option(  # type: ignore[attr-defined]
@@ -103,16 +105,29 @@ class PolicyStore:
 
     def configure(self, updated: set[str]) -> None:
         if "socialgate_policy" in updated:
-            path = ctx.options.socialgate_policy
-            reading = read_policy(path)
-            if reading.error is not None:
-                for line in reading.error.lines():
-                    logger.error("socialgate policy: %s", line)
-                # Raising makes mitmproxy roll the option back: the last good policy stays.
-                raise exceptions.OptionsError(f"socialgate_policy={path}: {reading.error}")
-            assert reading.policy is not None
-            self.path = path
+            if not self.started:
+                self.path = ctx.options.socialgate_policy
+                return
+            # Raising makes mitmproxy roll the option back: the last good policy stays.
+            reading = self.read_configured()
+            self.path = reading.path
             self.install(reading)
+
+    def read_configured(self) -> Reading:
+        """A successful reading of ``socialgate_policy`` as set now; OptionsError if not."""
+        path = ctx.options.socialgate_policy
+        reading = read_policy(path)
+        if reading.error is not None:
+            for line in reading.error.lines():
+                logger.error("socialgate policy: %s", line)
+            raise exceptions.OptionsError(f"socialgate_policy={path}: {reading.error}")
+        return reading
+
+    def start(self, reading: Reading) -> None:
+        """Put the first policy in force; later changes of the option reload at once."""
+        self.path = reading.path
+        self.install(reading)
+        self.started = True
 
     def install(self, reading: Reading) -> None:
         """Put a successful reading in force and tell the listeners."""

@@ -108,8 +108,10 @@ class RawTcpGuard:
             if state.failed:
                 d = ERROR_DECISION
             else:
-                names = [state.connect_host, state.sni]
+                names = state.names()
                 d = gate.decide_connection(gate.store.require(), state.identity.user, names)
+                if d.invalid:
+                    return True  # a name that cannot be judged, nothing social in it: unrecorded
                 if not d.social or (d.allowed and d.access is Access.FULL):
                     return False
                 if d.allowed:

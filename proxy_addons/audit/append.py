@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from proxy_addons.audit import checkpoints as cps
 from proxy_addons.audit.durable import fsync_dir, write_all
 from proxy_addons.audit.files import default_checkpoints_path
-from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
+from proxy_addons.audit.keys import load_secret, load_signing_key
 from proxy_addons.audit.record import Record
 from proxy_addons.audit.sink import Renderer
 from proxy_addons.audit.tail import read_tail
@@ -64,8 +64,9 @@ def append_records(
     """
     if not records:
         return
-    key = load_or_create_secret(key_path, "audit key")
-    signing = load_or_create_signing_key(signing_key_path) if signing_key_path else None
+    # Never generated here: a key made by the CLI would seal a chain nobody else can verify.
+    key = load_secret(key_path, "audit key")
+    signing = load_signing_key(signing_key_path) if signing_key_path else None
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)

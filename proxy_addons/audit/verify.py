@@ -46,6 +46,7 @@ class VerifyReport:
     workers: dict[str, tuple[int, int]] = field(default_factory=dict)  # worker -> first, last seq
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    forged: int = 0  # records whose HMAC does not match (all of them: the wrong key)
 
     @property
     def ok(self) -> bool:
@@ -171,6 +172,7 @@ class _Walker:
             return
         linked = seq == self.seq + 1 and hmac.compare_digest(prev, self.hash)
         if not entry.hmac_ok:
+            self.report.forged += 1
             self.problem(
                 file,
                 line,

@@ -22,8 +22,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from proxy_addons.audit.files import default_logs
-from proxy_addons.cli.common import policy_option
+from proxy_addons.cli.common import configured_logs, policy_option, settings
 from proxy_addons.errors import ConfigError
 from proxy_addons.investigate import report as report_mod
 from proxy_addons.investigate import search as search_mod
@@ -60,15 +59,29 @@ def _common[C: Callable[..., Any]](f: C) -> C:
     return f
 
 
+def console_note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
 def _load_policy(path: str, *, required: bool) -> Policy | None:
-    """The policy; None when not required and the default file is absent."""
+    """The policy; None when not required and the file is absent (unless named by --policy).
+
+    Investigators work from a case folder of copied logs and keys: the policy only adds
+    group names and exemption details."""
     ctx = click.get_current_context()
     explicit = ctx.get_parameter_source("policy_path") is not click.core.ParameterSource.DEFAULT
     if not required and not explicit and not pathlib.Path(path).exists():
         return None
+    from proxy_addons.errors import PolicyError
     from proxy_addons.policy.load import load_policy
 
-    return load_policy(path)
+    try:
+        return load_policy(path)
+    except PolicyError as e:
+        if required or explicit:
+            raise
+        console_note(f"policy not used: {e}")
+        return None
 
 
 def _zone(tz_name: str | None, policy: Policy | None) -> tuple[dt.tzinfo, str]:
@@ -82,7 +95,7 @@ def _zone(tz_name: str | None, policy: Policy | None) -> tuple[dt.tzinfo, str]:
 
 
 def _logs(logs: tuple[pathlib.Path, ...]) -> list[pathlib.Path]:
-    return list(logs) if logs else default_logs()
+    return list(logs) if logs else configured_logs()
 
 
 def _reader(
@@ -215,7 +228,7 @@ def stats(
     suppress_below: int | None,
 ) -> None:
     """Aggregate counts: blocked attempts, allowed requests, users, exemption holders."""
-    policy = _load_policy(policy_path, required=True)
+    policy = _load_policy(policy_path, required=False)
     zone, zone_name = _zone(tz_name, policy)
     when = period(since, until, zone)
     console = StderrConsole()
@@ -243,7 +256,8 @@ def stats(
 @click.option(
     "--key",
     type=click.Path(dir_okay=False, path_type=pathlib.Path),
-    help=f"Chain key for the integrity check (default {DEFAULT_KEY}, if present).",
+    help=f"Chain key for the integrity check (default: the configured one, else {DEFAULT_KEY}, "
+    "if present).",
 )
 @click.option(
     "--checkpoints",
@@ -266,14 +280,14 @@ def report(
     """One person's activity: a self-contained HTML case-file report, or the same as JSON."""
     if html is None and fmt != "json":
         raise click.UsageError("give --html OUT (the HTML report) and/or --format json")
-    policy = _load_policy(policy_path, required=True)
-    if policy is None:  # required: never None; narrows the type
-        raise ConfigError(f"--policy: {policy_path} not loaded")
+    policy = _load_policy(policy_path, required=False)
+    if policy is None:
+        console_note("no policy given (--policy): the report is built from the records alone")
     zone, zone_name = _zone(tz_name, policy)
     when = period(since, until, zone)
     paths = _logs(logs)
-    if key is None and pathlib.Path(DEFAULT_KEY).exists():
-        key = pathlib.Path(DEFAULT_KEY)
+    if key is None and pathlib.Path(settings().key).exists():
+        key = pathlib.Path(settings().key)
     integrity = report_mod.check_integrity(paths, key, checkpoints)
     console = StderrConsole()
     criteria = make_criteria(users=(user,))

@@ -10,9 +10,10 @@ import pathlib
 
 import click
 
-from proxy_addons.audit.files import default_checkpoints_path, default_logs, series
+from proxy_addons.audit.files import default_checkpoints_path, series
 from proxy_addons.audit.verify import verify_logs
-from proxy_addons.errors import AuditError
+from proxy_addons.cli.common import CONFIGURED, KEY_HINT, configured_logs, from_settings, settings
+from proxy_addons.errors import AuditError, ConfigError
 from proxy_addons.paths import DEFAULT_KEY, DEFAULT_PUBKEY
 
 _MAX_SHOWN = 50
@@ -27,7 +28,7 @@ def _logs(given: tuple[pathlib.Path, ...]) -> tuple[list[pathlib.Path], list[pat
             raise AuditError(f"audit log {base} does not exist")
         files.extend(found)
     if not given:
-        files = default_logs()
+        files = configured_logs()
     checkpoints: list[pathlib.Path] = []
     for log in files:
         cp = default_checkpoints_path(log)
@@ -52,15 +53,17 @@ def register(group: click.Group) -> None:
     @click.option(
         "--key",
         type=click.Path(path_type=pathlib.Path),
-        default=str(DEFAULT_KEY),
-        show_default=True,
+        default=None,
+        callback=from_settings("key"),
+        show_default=CONFIGURED + DEFAULT_KEY,
         help="The chain's HMAC key file.",
     )
     @click.option(
         "--pubkey",
         type=click.Path(path_type=pathlib.Path),
         default=None,
-        help=f"Trusted checkpoint public key (default: {DEFAULT_PUBKEY} if present).",
+        help=f"Trusted checkpoint public key (default: the one beside the configured signing "
+        f"key, else {DEFAULT_PUBKEY}, if present).",
     )
     @click.pass_context
     def verify(
@@ -73,14 +76,27 @@ def register(group: click.Group) -> None:
         """Prove LOG... (default: every audit log in logs/, as `audit search` reads them)
         complete and unaltered: exit 0 intact, 1 damaged, 2 bad usage."""
         files, default_cps = _logs(logs)
-        if pubkey is None and pathlib.Path(DEFAULT_PUBKEY).exists():
-            pubkey = pathlib.Path(DEFAULT_PUBKEY)
+        key = pathlib.Path(key)
+        if pubkey is None:
+            for candidate in (settings().public_key, DEFAULT_PUBKEY):
+                if candidate and pathlib.Path(candidate).exists():
+                    pubkey = pathlib.Path(candidate)
+                    break
+        if not key.exists():
+            raise ConfigError(f"audit key {key} does not exist: {KEY_HINT}")
         report = verify_logs(
             files,
             key_path=key,
             checkpoints_path=list(checkpoints) or default_cps,
             public_key_path=pubkey,
         )
+        if report.records and report.forged == report.records:
+            # Not damage but the wrong key: one line, not one false alarm per record.
+            raise ConfigError(
+                f"wrong key: {key} matches none of the {report.records} records, from the "
+                "first: these logs were sealed with another key (use the installation's, "
+                "named by its config.yaml)"
+            )
         for problem in report.problems[:_MAX_SHOWN]:
             click.echo(str(problem))
         if len(report.problems) > _MAX_SHOWN:

@@ -48,7 +48,11 @@ class Considered:
 def parse_target(url: str) -> tuple[str, str]:
     """(normalised host, URL as shown) from a URL or a bare host name."""
     text = url.strip()
-    parts = urlsplit(text if "://" in text else "//" + text)
+    try:
+        parts = urlsplit(text if "://" in text else "//" + text)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as e:
+        raise ConfigError(f"URL {url!r}: not a valid URL ({e})") from None
     host = normalise_host(parts.netloc.rpartition("@")[2]) if parts.netloc else None
     if host is None:
         raise ConfigError(f"URL {url!r}: no valid host name in it")

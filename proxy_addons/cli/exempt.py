@@ -21,14 +21,22 @@ from typing import Any
 import click
 
 from proxy_addons.audit.append import append_records
+from proxy_addons.audit.keys import load_secret, load_signing_key
 from proxy_addons.audit.record import Record, event_record
-from proxy_addons.cli.common import format_option, holder_text, policy_option
+from proxy_addons.cli.common import (
+    CONFIGURED,
+    KEY_HINT,
+    format_option,
+    from_settings,
+    holder_text,
+    policy_option,
+)
 from proxy_addons.decide import Reason, exemption_verdict
 from proxy_addons.errors import AuditError, ConfigError
 from proxy_addons.paths import DEFAULT_ADMIN_LOG, DEFAULT_KEY, DEFAULT_SIGNING_KEY
 from proxy_addons.policy import edit
 from proxy_addons.policy.load import load_policy
-from proxy_addons.policy.model import Access, Exemption, Policy, Revocation, Schedule
+from proxy_addons.policy.model import Access, Exemption, Policy, Schedule
 from proxy_addons.policy.schedule import parse_schedule, schedule_text
 
 _WITHIN = re.compile(r"^([0-9]{1,5})([dw]?)$")
@@ -57,12 +65,13 @@ def parse_within(value: str) -> int:
     return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
 
 
-# (option, default path, help), in the order --help lists them.
+# (option, setting, default shown, help), in the order --help lists them.
 _AUDIT_OPTIONS = (
-    ("--audit-log", DEFAULT_ADMIN_LOG, "Admin audit chain the change is recorded in."),
-    ("--key", DEFAULT_KEY, "HMAC key of the audit chain (the proxy's)."),
+    ("--audit-log", "admin_log", DEFAULT_ADMIN_LOG, "Admin audit chain the change is recorded in."),
+    ("--key", "key", DEFAULT_KEY, "HMAC key of the audit chain (the proxy's)."),
     (
         "--signing-key",
+        "signing_key",
         DEFAULT_SIGNING_KEY,
         "Ed25519 key that signs a checkpoint after each change ('' for none).",
     ),
@@ -70,37 +79,37 @@ _AUDIT_OPTIONS = (
 
 
 def audit_options[F: Callable[..., Any]](f: F) -> F:
-    """Where the admin audit chain goes, and its keys."""
+    """Where the admin audit chain goes, and its keys (default: the configuration's)."""
     # Decorators apply innermost first: the last option listed is added first.
-    for name, default, help_ in reversed(_AUDIT_OPTIONS):
-        f = click.option(name, default=default, show_default=True, metavar="PATH", help=help_)(f)
+    for name, attribute, default, help_ in reversed(_AUDIT_OPTIONS):
+        f = click.option(
+            name,
+            default=None,
+            callback=from_settings(attribute),
+            show_default=CONFIGURED + default,
+            metavar="PATH",
+            help=help_,
+        )(f)
     return f
+
+
+def check_keys(key: str, signing_key: str) -> None:
+    """The chain's keys exist and load: the CLI never generates keys (ConfigError, exit 2)."""
+    try:
+        load_secret(pathlib.Path(key), "audit key")
+        if signing_key.strip():
+            load_signing_key(pathlib.Path(signing_key))
+    except AuditError as e:
+        raise ConfigError(f"{e}: {KEY_HINT}") from None
 
 
 def _schedule_text(s: Schedule | None) -> str | None:
     return schedule_text(s) if s is not None else None
 
 
-def _revocation(r: Revocation) -> dict[str, str]:
-    return {"date": r.date.isoformat(), "by": r.by, "reason": r.reason}
-
-
-def _terms(ex: Exemption) -> dict[str, Any]:
-    """What an exemption allows, until when and on whose approval (JSON-safe)."""
-    return {
-        "sites": list(ex.sites),
-        "access": str(ex.access),
-        "business_case": ex.business_case,
-        "approved_by": ex.approved_by,
-        "ticket": ex.ticket,
-        "granted": ex.granted.isoformat(),
-        "expires": ex.expires.isoformat(),
-    }
-
-
 def _exemption_fields(ex: Exemption) -> dict[str, Any]:
     # Key order is part of the admin audit record as written: keep it.
-    return {"exemption_id": ex.id, **_terms(ex), "schedule": _schedule_text(ex.schedule)}
+    return {"exemption_id": ex.id, **ex.terms(), "schedule": _schedule_text(ex.schedule)}
 
 
 def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Record:
@@ -129,7 +138,7 @@ def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Reco
         type_ = ["change"]
     else:
         assert ex.revoked is not None
-        fields["revoked"] = _revocation(ex.revoked)
+        fields["revoked"] = ex.revoked.as_dict()
         message = f"exemption {ex.id} of {subject} revoked by {admin}: {ex.revoked.reason}"
         type_ = ["change"]
     return event_record(
@@ -148,6 +157,8 @@ def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Reco
 def _committer(
     admin: str, audit_log: str, key: str, signing_key: str
 ) -> Callable[[edit.EditResult], None]:
+    check_keys(key, signing_key)  # before anything is edited
+
     def commit(result: edit.EditResult) -> None:
         record = change_record(result, admin, dt.datetime.now(dt.UTC))
         try:
@@ -306,10 +317,10 @@ def _row(policy: Policy, ex: Exemption, status: str, today: dt.date) -> dict[str
         "status": status,
         "user": ex.user,
         "group": ex.group,
-        **_terms(ex),
+        **ex.terms(),
         "days_left": (ex.expires - today).days,
         "schedule": _schedule_text(ex.schedule),
-        "revoked": _revocation(ex.revoked) if ex.revoked else None,
+        "revoked": ex.revoked.as_dict() if ex.revoked else None,
     }
 
 

@@ -14,17 +14,27 @@ import click
 from proxy_addons.cli.audit import audit
 from proxy_addons.cli.check import check
 from proxy_addons.cli.exempt import exempt
+from proxy_addons.cli.init import init
 from proxy_addons.cli.policy import policy
 from proxy_addons.cli.run import run
+from proxy_addons.config import CONFDIR_ENV
 from proxy_addons.errors import SocialgateError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="socialgate")
-def cli() -> None:
+@click.option(
+    "--confdir",
+    metavar="DIR",
+    help=f"The installation's configuration directory (its config.yaml names the policy, "
+    f"logs and keys; default ${CONFDIR_ENV}, else none: the defaults below the working "
+    f"directory).",
+)
+def cli(confdir: str | None) -> None:
     """socialgate: block social networking unless an approved exemption applies."""
 
 
+cli.add_command(init)
 cli.add_command(run)
 cli.add_command(policy)
 cli.add_command(check)

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from proxy_addons.cli.common import format_option
+from proxy_addons.cli.common import format_option, settings
 from proxy_addons.errors import PolicyError
-from proxy_addons.paths import default_policy
+from proxy_addons.policy.edit_rules import unblocked_sites
 from proxy_addons.policy.load import load_policy
 from proxy_addons.policy.model import Policy
 
@@ -45,9 +45,10 @@ def summary(p: Policy) -> dict[str, Any]:
 def validate(ctx: click.Context, policy_path: str | None, fmt: str) -> None:
     """Check POLICY and the category files it names.
 
-    POLICY defaults to $SOCIALGATE_POLICY, else policies/policy.yaml.
+    POLICY defaults to $SOCIALGATE_POLICY, else the configuration's (config.yaml in
+    --confdir/$SOCIALGATE_CONFDIR), else policies/policy.yaml.
     """
-    path = policy_path or default_policy()
+    path = policy_path or settings().policy
     try:
         loaded = load_policy(path)
     except PolicyError as e:
@@ -59,9 +60,19 @@ def validate(ctx: click.Context, policy_path: str | None, fmt: str) -> None:
                 click.echo(line, err=True)
         ctx.exit(2)
     info = summary(loaded)
+    warnings = [
+        f"{path}:{ex.line}: exemption {ex.id}: {site} is in no blocked category, so it "
+        "exempts nothing (a typo?)"
+        for ex in loaded.exemptions
+        if ex.revoked is None
+        for site in unblocked_sites(loaded, ex.sites)
+    ]
     if fmt == "json":
-        click.echo(json.dumps({"ok": True, "errors": [], "summary": info}))
+        doc = {"ok": True, "errors": [], "warnings": warnings, "summary": info}
+        click.echo(json.dumps(doc))
         return
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     nouns = (("categories", "category"), ("domains", "domain"), ("exemptions", "exemption"))
     counts = ", ".join(f"{info[k]} {k if info[k] != 1 else one}" for k, one in nouns)
     click.echo(f"{path}: ok ({counts}, sha256 {info['sha256']})")

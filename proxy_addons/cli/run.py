@@ -17,10 +17,13 @@ from typing import Any
 import click
 
 from proxy_addons.addons import make_addons
-from proxy_addons.cli.common import policy_option
+from proxy_addons.cli.common import CONFIGURED, policy_option, settings
 from proxy_addons.errors import ConfigError
 from proxy_addons.paths import DEFAULT_AUDIT_LOG
 from proxy_addons.policy.load import load_policy
+
+DEFAULT_LISTEN_HOST = "127.0.0.1"
+DEFAULT_LISTEN_PORT = 8080
 
 
 def _setup_logging() -> None:
@@ -34,7 +37,9 @@ def _setup_logging() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-async def _serve(args: Sequence[str], socialgate_options: dict[str, Any]) -> int:
+async def _serve(
+    args: Sequence[str], configured_options: dict[str, Any], socialgate_options: dict[str, Any]
+) -> int:
     from mitmproxy import exceptions, hooks, options
     from mitmproxy.tools import cmdline, dump
     from mitmproxy.tools.main import process_options
@@ -42,7 +47,8 @@ async def _serve(args: Sequence[str], socialgate_options: dict[str, Any]) -> int
     _setup_logging()
     opts = options.Options()
     master = dump.DumpMaster(opts)
-    ours = make_addons()
+    ours = make_addons(start_on_load=False)
+    guard = ours[-1]
     master.addons.add(*ours)
     parser = cmdline.mitmdump(opts)
     try:
@@ -55,7 +61,12 @@ async def _serve(args: Sequence[str], socialgate_options: dict[str, Any]) -> int
         configured.update(updated)
 
     opts.changed.connect(_seen)
+    unknown = sorted(set(configured_options) - opts.keys())
+    if unknown:
+        raise ConfigError(f"configuration: unknown option(s) {', '.join(unknown)}")
     try:
+        # The configuration file first, then --set, then this command's own flags.
+        opts.update(**configured_options)
         opts.set(*parsed.setoptions, defer=True)
         process_options(parser, opts, parsed)
         opts.update(**socialgate_options)
@@ -63,6 +74,8 @@ async def _serve(args: Sequence[str], socialgate_options: dict[str, Any]) -> int
         untouched = set(opts.keys()) - configured
         for addon in ours:
             master.addons.invoke_addon_sync(addon, hooks.ConfigureHook(untouched))
+        # Options are final: only now read the policy and open the trail.
+        guard.start()
     except exceptions.OptionsError as e:
         raise ConfigError(str(e)) from None
     finally:
@@ -80,33 +93,49 @@ async def _serve(args: Sequence[str], socialgate_options: dict[str, Any]) -> int
 @policy_option
 @click.option(
     "--audit-log",
-    default=DEFAULT_AUDIT_LOG,
-    show_default=True,
     metavar="FILE",
-    help="Audit trail (JSON lines).",
+    help=f"Audit trail (JSON lines) [default: {CONFIGURED}{DEFAULT_AUDIT_LOG}]",
 )
-@click.option("--listen-host", default="127.0.0.1", show_default=True, metavar="HOST")
+@click.option("--listen-host", metavar="HOST", help=f"[default: {CONFIGURED}{DEFAULT_LISTEN_HOST}]")
 @click.option(
-    "--listen-port", type=click.IntRange(0, 65535), default=8080, show_default=True, metavar="N"
+    "--listen-port",
+    type=click.IntRange(0, 65535),
+    metavar="N",
+    help=f"[default: {CONFIGURED}{DEFAULT_LISTEN_PORT}]",
 )
 @click.argument("mitmdump_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     policy_path: str,
-    audit_log: str,
-    listen_host: str,
-    listen_port: int,
+    audit_log: str | None,
+    listen_host: str | None,
+    listen_port: int | None,
     mitmdump_args: tuple[str, ...],
 ) -> int:
-    """Start the proxy. Arguments after -- go to mitmdump (e.g. --set proxyauth=@htpasswd)."""
+    """Start the proxy. Arguments after -- go to mitmdump (e.g. --set proxyauth=@htpasswd).
+
+    With a configuration (socialgate --confdir DIR, or $SOCIALGATE_CONFDIR), its config.yaml
+    is read first and DIR is mitmproxy's confdir (its CA); --set values and these flags
+    override it.
+    """
     # Fail before anything listens: a bad policy is one line and exit status 2.
     load_policy(policy_path)
-    socialgate_options = {
+    conf = settings()
+    configured = dict(conf.options)
+    if conf.confdir is not None:
+        configured.setdefault("confdir", str(conf.confdir))
+    configured.setdefault("listen_host", DEFAULT_LISTEN_HOST)
+    configured.setdefault("listen_port", DEFAULT_LISTEN_PORT)
+    socialgate_options: dict[str, Any] = {
         "socialgate_policy": policy_path,
-        "socialgate_audit_log": audit_log,
-        "listen_host": listen_host,
-        "listen_port": listen_port,
         "connection_strategy": "lazy",
     }
-    rc = asyncio.run(_serve(mitmdump_args, socialgate_options))
+    for name, value in (
+        ("socialgate_audit_log", audit_log),
+        ("listen_host", listen_host),
+        ("listen_port", listen_port),
+    ):
+        if value is not None:
+            socialgate_options[name] = value
+    rc = asyncio.run(_serve(mitmdump_args, configured, socialgate_options))
     sys.stdout.flush()
     return rc

@@ -126,7 +126,7 @@ def build(
     entries: Iterable[Entry],
     *,
     user: str,
-    policy: Policy,
+    policy: Policy | None,
     period: Period,
     tz: dt.tzinfo,
     tz_name: str,
@@ -135,8 +135,14 @@ def build(
     integrity: Integrity,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Every number and row of the report, JSON-safe."""
+    """Every number and row of the report, JSON-safe.
+
+    Without a policy (a case folder of copied logs and keys) the report is built from the
+    records alone and says so; with one, it adds group names and exemption details, and
+    notes whether the policy's sha256 appears in the records read.
+    """
     t = _Tally()
+    seen_sha256: set[str] = set()
     local = LocalTime(tz)
     for e in entries:
         r = e.record
@@ -144,6 +150,9 @@ def build(
         t.first = t.first or e.key
         t.last = e.key
         t.record_groups.update(dict.fromkeys(f.groups(r)))
+        sha = f.sg(r).get("policy_sha256")
+        if isinstance(sha, str):
+            seen_sha256.add(sha)
         outcome = f.outcome(r)
         t.events.append(
             {
@@ -170,8 +179,8 @@ def build(
             day[0] += 1
             site[0] += 1
             ex_id = f.exemption_id(r)
-            ex = policy.exemption(ex_id) if ex_id else None
-            breach = _policy_breach(ex, key_to_datetime(e.key), policy)
+            ex = policy.exemption(ex_id) if ex_id and policy is not None else None
+            breach = _policy_breach(ex, key_to_datetime(e.key), policy) if policy else None
             if breach:
                 t.misuse[breach] += 1
         else:
@@ -225,7 +234,10 @@ def build(
             "path": policy.path,
             "sha256": policy.sha256,
             "organisation": policy.organisation,
-        },
+            "in_records": policy.sha256 in seen_sha256 if seen_sha256 else None,
+        }
+        if policy is not None
+        else None,
         "logs": files,
         "integrity": {
             "verified": integrity.verified,
@@ -239,25 +251,11 @@ def build(
             {
                 "id": ex.id,
                 "subject": ex.subject,
-                "sites": list(ex.sites),
-                "access": str(ex.access),
-                "business_case": ex.business_case,
-                "approved_by": ex.approved_by,
-                "ticket": ex.ticket,
-                "granted": ex.granted.isoformat(),
-                "expires": ex.expires.isoformat(),
+                **ex.terms(),
                 "schedule": describe_schedule(ex),
-                "revoked": (
-                    {
-                        "date": ex.revoked.date.isoformat(),
-                        "by": ex.revoked.by,
-                        "reason": ex.revoked.reason,
-                    }
-                    if ex.revoked
-                    else None
-                ),
+                "revoked": ex.revoked.as_dict() if ex.revoked else None,
             }
-            for ex in exemptions_of(user, policy, period)
+            for ex in (exemptions_of(user, policy, period) if policy is not None else ())
         ],
         "totals": {
             "accesses": t.allowed + t.blocked,

@@ -27,6 +27,7 @@ from proxy_addons.hosts import normalise_host
 from proxy_addons.policy.diff import PolicyDiff, diff_policies, exemption_changes
 from proxy_addons.policy.edit_rules import (
     check_expiry,
+    check_sites,
     mismatches,
     next_id,
     required,
@@ -199,6 +200,7 @@ def grant(
         if spec.group is not None and spec.group not in policy.groups:
             known = ", ".join(policy.groups) or "none"
             raise EditRefused(f"--group {spec.group!r}: no such group in the policy ({known})")
+        check_sites(policy, spec.sites)
         today = today_in(zones, now)
         check_expiry(policy, today, spec.expires, today)
         exemption_id = next_id(policy, today.year)

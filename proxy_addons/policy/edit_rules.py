@@ -11,6 +11,7 @@ import re
 from zoneinfo import ZoneInfo
 
 from proxy_addons.errors import EditRefused
+from proxy_addons.hosts import normalise_host
 from proxy_addons.policy.model import Exemption, Policy
 
 ID_PREFIX = "EX"
@@ -86,3 +87,31 @@ def mismatches(obj: object, **fields: object) -> list[str]:
         for k, v in fields.items()
         if getattr(obj, k) != v
     ]
+
+
+def unblocked_sites(policy: Policy, sites: tuple[str, ...] | list[str]) -> list[str]:
+    """The sites no blocked category contains: exempting them does nothing (a typo?).
+
+    A site is a category name (it must be blocked) or a domain that is, or is below, an
+    entry of a blocked category's list.
+    """
+    out: list[str] = []
+    for site in sites:
+        if site in policy.categories:
+            if site not in policy.blocked_categories:
+                out.append(site)
+            continue
+        host = normalise_host(site)
+        if host is not None and policy.index.domains.match(host) is None:
+            out.append(site)  # (not a domain at all: the loader says so)
+    return out
+
+
+def check_sites(policy: Policy, sites: tuple[str, ...]) -> None:
+    """Refuse a grant of a site that no blocked category contains (``facebok.com``)."""
+    bad = unblocked_sites(policy, sites)
+    if bad:
+        raise EditRefused(
+            f"--sites {bad[0]}: no blocked category contains it, so there is nothing to exempt "
+            "(a typo? see 'socialgate check --user U URL')"
+        )

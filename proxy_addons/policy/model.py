@@ -55,6 +55,10 @@ class Revocation:
     by: str
     reason: str
 
+    def as_dict(self) -> dict[str, str]:
+        """JSON-safe, for records and reports."""
+        return {"date": self.date.isoformat(), "by": self.by, "reason": self.reason}
+
 
 @dataclass(frozen=True, slots=True)
 class Exemption:
@@ -71,6 +75,18 @@ class Exemption:
     schedule: Schedule | None = None
     revoked: Revocation | None = None
     line: int = 0  # line of the entry in the policy file
+
+    def terms(self) -> dict[str, object]:
+        """What the exemption allows, until when and on whose approval (JSON-safe)."""
+        return {
+            "sites": list(self.sites),
+            "access": str(self.access),
+            "business_case": self.business_case,
+            "approved_by": self.approved_by,
+            "ticket": self.ticket,
+            "granted": self.granted.isoformat(),
+            "expires": self.expires.isoformat(),
+        }
 
     @property
     def subject(self) -> str:

@@ -4,6 +4,7 @@ look at the certificate the server presented, keep one HTTP/2 connection open.""
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import ssl
 
@@ -139,3 +140,22 @@ class H2Client:
 
     def close(self) -> None:
         self.tls.close()
+
+
+def client_hello(sni: bytes) -> bytes:
+    """A TLS ClientHello record, as sent on the wire, whose SNI extension holds ``sni`` as is.
+
+    Python's ssl sends only valid host names: the hello is made for a placeholder of the
+    same length and ``sni`` (at least 5 bytes) is swapped in.
+    """
+    placeholder = ("z" * (len(sni) - 4) + ".org").encode()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=placeholder.decode())
+    with contextlib.suppress(ssl.SSLWantReadError):  # the ClientHello is out, no ServerHello
+        tls.do_handshake()
+    hello = outgoing.read()
+    assert hello.count(placeholder) == 1
+    return hello.replace(placeholder, sni)

@@ -1,0 +1,207 @@
+"""One installation, one trail: the service as deploy/socialgate.service starts it.
+
+After `socialgate init`, the proxy is started exactly as the unit's ExecStart says, from an
+empty working directory, and must leave its configuration directory as it found it; an admin
+grants and revokes from their home directory; an investigator copies the logs and keys to a
+case folder and runs verify, search, stats and a report. Every file created is one the
+configuration names, and the admin records are in the one verified trail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from proxy_addons.policy.load import load_policy
+from tests.support.client import plain_get
+from tests.support.commented_policy import today
+from tests.support.policies import write_htpasswd
+from tests.support.proxy import BIN, LISTENING, ROOT
+
+pytestmark = pytest.mark.integration
+
+UNIT = ROOT / "deploy" / "socialgate.service"
+UNIT_CONFDIR = "/etc/socialgate"
+
+
+def unit_exec_start() -> list[str]:
+    """ExecStart= of the unit, continuation lines joined, split as systemd would."""
+    text = UNIT.read_text().replace("\\\n", " ")
+    line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+def unit_environment() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("Environment="):
+            name, _, value = line.removeprefix("Environment=").partition("=")
+            env[name] = value
+    return env
+
+
+def snapshot(root: pathlib.Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def files(root: pathlib.Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def cli(
+    *args: str, cwd: pathlib.Path, env: dict[str, str], ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [str(BIN / "socialgate"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    if ok:
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+    return res
+
+
+class Service:
+    """The proxy process as systemd would run it (command, environment, working dir)."""
+
+    def __init__(self, argv: list[str], cwd: pathlib.Path, env: dict[str, str]) -> None:
+        self.output: list[str] = []
+        self.port = 0
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line)
+                m = LISTENING.search(line)
+                if m and not self.port:
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        ready.wait(30)
+        if not self.port:
+            self.stop()
+            raise AssertionError("service did not start:\n" + "".join(self.output))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+        return self.proc.returncode
+
+
+def wait_for(predicate: object, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_one_installation_one_trail(tmp_path: pathlib.Path) -> None:
+    etc, logs, state = tmp_path / "etc", tmp_path / "log", tmp_path / "state"
+    home, case = tmp_path / "home", tmp_path / "case"
+    for d in (etc, state, home):
+        d.mkdir()
+    shutil.copy(ROOT / "policies" / "policy.yaml", etc / "policy.yaml")
+    shutil.copytree(ROOT / "policies" / "categories", etc / "categories")
+    write_htpasswd(etc)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIALGATE_")}
+
+    # IT: init once (twice: it is idempotent), then the service's own listen address.
+    htpasswd = str(etc / "htpasswd")
+    init = ("--confdir", str(etc), "init", "--log-dir", str(logs), "--htpasswd", htpasswd)
+    out = cli(*init, cwd=home, env=env).stdout
+    assert "SHA256:" in out
+    cli(*init, cwd=home, env=env)
+    config = etc / "config.yaml"
+    text = config.read_text()
+    config.write_text(
+        text.replace("listen_host: 0.0.0.0", "listen_host: 127.0.0.1").replace(
+            "listen_port: 8080", "listen_port: 0"
+        )
+    )
+    assert files(logs) == {"admin-audit.jsonl"}
+
+    # The service, as the unit starts it: from an empty working directory.
+    argv = unit_exec_start()
+    assert pathlib.Path(argv[0]).name == "socialgate"
+    argv = [str(BIN / "socialgate"), *(a.replace(UNIT_CONFDIR, str(etc)) for a in argv[1:])]
+    service_env = dict(env)
+    for name, value in unit_environment().items():
+        service_env[name] = value.replace(UNIT_CONFDIR, str(etc))
+    before = snapshot(etc)
+    service = Service(argv, state, service_env)
+    try:
+        raw = plain_get(service.port, "http://www.facebook.com/", "www.facebook.com")
+        assert raw.startswith(b"HTTP/1.1 407") or b" 403 " in raw.split(b"\r\n", 1)[0]
+        assert snapshot(etc) == before, "the service wrote to its read-only configuration"
+
+        # The admin, from their home directory, with the installation's configuration.
+        admin_env = dict(env, SOCIALGATE_CONFDIR=str(etc))
+        grant = cli(
+            "exempt", "grant", "--user", "carol", "--sites", "facebook.com", "--access", "full",
+            "--business-case", "Runs the recruitment campaign", "--approved-by", "d.smith",
+            "--expires", str(today()), cwd=home, env=admin_env,
+        )  # fmt: skip
+        ex_id = grant.stdout.split()[1].rstrip(":")
+        typo = cli(
+            "exempt", "grant", "--user", "carol", "--sites", "facebok.com", "--access", "full",
+            "--business-case", "x", "--approved-by", "d.smith", "--expires", str(today()),
+            cwd=home, env=admin_env, ok=False,
+        )  # fmt: skip
+        assert typo.returncode == 2
+        cli("exempt", "revoke", ex_id, "--by", "e.admin", "--reason", "Campaign over",
+            cwd=home, env=admin_env)  # fmt: skip
+        audit = logs / "audit.jsonl"
+        final = load_policy(str(etc / "policy.yaml")).sha256
+        wait_for(lambda: final in audit.read_text())  # the service reloaded the revocation
+    finally:
+        assert service.stop() == 0, "".join(service.output)
+
+    # Every file created is one the configuration names.
+    assert list(state.iterdir()) == []
+    assert list(home.iterdir()) == []
+    assert files(logs) == {
+        "audit.jsonl", "audit.checkpoints", "admin-audit.jsonl", "admin-audit.checkpoints",
+    }  # fmt: skip
+    assert files(etc) - set(before) == {"policy.yaml.lock"}  # the admins' edit lock
+
+    # The investigator: copies of the logs and keys, no policy, no configuration.
+    (case / "keys").mkdir(parents=True)
+    shutil.copytree(logs, case / "logs")
+    shutil.copy(etc / "keys" / "audit-hmac.key", case / "keys")
+    shutil.copy(etc / "keys" / "audit-signing.pub", case / "keys")
+    verify = cli("audit", "verify", cwd=case, env=env)
+    assert verify.stdout.startswith("intact:") or "\nintact:" in verify.stdout, verify.stdout
+    assert "2 chains" in verify.stdout
+    assert re.search(r"admin-audit\.jsonl: seq 1-2", verify.stdout), verify.stdout
+    found = cli("audit", "search", "--format", "json", cwd=case, env=env)
+    actions = [json.loads(line)["event"]["action"] for line in found.stdout.splitlines()]
+    assert {"audit-started", "exemption-granted", "exemption-revoked"} <= set(actions)
+    cli("audit", "stats", "--by", "site", cwd=case, env=env)
+    report = cli("audit", "report", "--user", "e.admin", "--html", "case.html", "--format",
+                 "json", cwd=case, env=env)  # fmt: skip
+    data = json.loads(report.stdout)
+    assert data["integrity"]["ok"] is True
+    assert [e["event"] for e in data["events"]] == ["exemption-revoked"]
+    assert (case / "case.html").exists()
