@@ -40,6 +40,14 @@ from proxy_addons.identity import (
 from proxy_addons.pages.render import block_page, reminder_page
 from proxy_addons.policy.model import Access, Policy
 from proxy_addons.policystore import PolicyStore
+from proxy_addons.readonly import (
+    BodyChecks,
+    can_switch_to_streaming,
+    has_body,
+    needs_body_check,
+    refuse_body,
+    request_writes,
+)
 from proxy_addons.reminder import ACK_PREFIX, Reminders, is_navigation, safe_next
 
 logger = logging.getLogger(__name__)
@@ -104,6 +112,7 @@ class Gate:
         self.clock = clock
         self.intercept_social = True
         self.reminders = Reminders()
+        self.body_checks = BodyChecks()
         self.conns: weakref.WeakKeyDictionary[connection.Client, ConnState] = (
             weakref.WeakKeyDictionary()
         )
@@ -370,17 +379,42 @@ class Gate:
                 names = [req.host, req.host_header]
             if state is not None and state.failed:
                 raise RuntimeError("an earlier hook failed on this connection")
-            upgrade = req.headers.get("upgrade", "").lower() == "websocket"
-            d = decide(policy, identity.user, names, req.method, self.clock(), upgrade=upgrade)
+            writes = request_writes(req)
+            d = decide(policy, identity.user, names, req.method, self.clock(), writes=writes)
             if not d.social:
                 return
             if state is not None:
                 state.pending = None  # this request's record supersedes the connection's
+            if needs_body_check(req, d):
+                # HTTP/2-3: whether a body follows is known only once it is buffered.
+                if can_switch_to_streaming():
+                    self._block_request(flow, refuse_body(d), identity, new_ref(), kill=True)
+                    return
+                self.body_checks.defer(flow, d, identity)
+                return
             await self._enforce_request(flow, d, identity)
         except Exception:
             logger.exception("socialgate: error deciding request to %s", flow.request.pretty_host)
             if state is not None:
                 state.pending = None
+            try:
+                self._block_request(flow, self._error_decision(flow), ANONYMOUS, new_ref())
+            except Exception:
+                logger.exception("socialgate: cannot serve the block page; killing the flow")
+                flow.kill()
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        """A read-only request whose body was unknown at requestheaders, now buffered."""
+        waiting = self.body_checks.take(flow)
+        if waiting is None or flow.response or flow.error or not flow.live:
+            return
+        d, identity = waiting
+        try:
+            if has_body(flow.request):
+                d = refuse_body(d)
+            await self._enforce_request(flow, d, identity)
+        except Exception:
+            logger.exception("socialgate: error deciding request to %s", flow.request.pretty_host)
             try:
                 self._block_request(flow, self._error_decision(flow), ANONYMOUS, new_ref())
             except Exception:
@@ -515,12 +549,12 @@ class Gate:
         )
 
     def _block_request(
-        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
+        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str, *, kill: bool = False
     ) -> None:
         # A streamed body may already be on its way upstream once the hook returns, and
         # setting a response on a streamed request crashes mitmproxy's handler: kill it.
         try:
-            killed = may_stream(flow.request)
+            killed = kill or may_stream(flow.request)
         except Exception:
             logger.exception("socialgate: cannot tell whether %s streams; killing it", ref)
             killed = True

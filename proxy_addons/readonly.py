@@ -1,0 +1,74 @@
+"""Read-only enforcement on mitmproxy requests: the gate's side of `requestfacts`.
+
+`requestfacts.writes` judges a request on its method and headers. For HTTP/1 that is the
+whole story: a request body exists only if Content-Length or Transfer-Encoding says so.
+HTTP/2 and HTTP/3 requests may carry DATA with no length header, and mitmproxy 12 does not
+tell addons at ``requestheaders`` whether the client's headers ended the stream (the
+``end_stream`` flag of its RequestHeaders event is not kept on the flow). So a read-only
+request on those protocols is decided again in the ``request`` hook, which mitmproxy calls
+once the whole body is buffered and before anything of the request is sent upstream.
+
+That holds only while the body is buffered. With ``stream_large_bodies`` set, mitmproxy
+switches a buffered body that grows past the limit to streaming, sending the headers and
+the body upstream without calling another hook; such requests cannot be judged in time and
+are refused as possible writes (fail closed).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import replace
+
+from mitmproxy import ctx, http
+from mitmproxy.utils import human
+
+from proxy_addons.decide import Decision, Outcome, Reason
+from proxy_addons.identity import Identity
+from proxy_addons.policy.model import Access
+from proxy_addons.requestfacts import Write, body_known, writes
+
+
+def request_writes(request: http.Request) -> tuple[Write, ...]:
+    """Why this request writes, from its method and every header line (repeats included)."""
+    return writes(request.method, request.headers.items(multi=True))
+
+
+def refuse_body(d: Decision) -> Decision:
+    """The decision for a read-only request found to carry (or to be able to carry) a body."""
+    found = set(d.writes) | {Write.BODY}
+    return replace(
+        d,
+        outcome=Outcome.BLOCKED,
+        reason=Reason.READ_ONLY,
+        writes=tuple(w for w in Write if w in found),
+    )
+
+
+def needs_body_check(request: http.Request, d: Decision) -> bool:
+    """Whether an allowed read-only request's body is still unknown at requestheaders."""
+    return d.allowed and d.access is Access.READ_ONLY and not body_known(request.http_version)
+
+
+def can_switch_to_streaming() -> bool:
+    """Whether mitmproxy may stream a buffered body upstream without another hook."""
+    return human.parse_size(ctx.options.stream_large_bodies) is not None
+
+
+def has_body(request: http.Request) -> bool:
+    """Whether a buffered request carried any body byte or trailer."""
+    return bool(request.raw_content) or bool(request.trailers)
+
+
+class BodyChecks:
+    """Read-only requests waiting for their body: decision and identity, per flow."""
+
+    def __init__(self) -> None:
+        self._waiting: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[Decision, Identity]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def defer(self, flow: http.HTTPFlow, d: Decision, identity: Identity) -> None:
+        self._waiting[flow] = (d, identity)
+
+    def take(self, flow: http.HTTPFlow) -> tuple[Decision, Identity] | None:
+        return self._waiting.pop(flow, None)
