@@ -39,6 +39,7 @@ from proxy_addons.addons.identity import (
     scrub_password,
 )
 from proxy_addons.addons.policy_store import PolicyStore
+from proxy_addons.addons.read_only import BodyChecks, needs_body_check, request_writes
 from proxy_addons.addons.reminder import ReminderDesk
 from proxy_addons.audit.record import Access as AccessSeen
 from proxy_addons.audit.record import Record, access_record, new_ref
@@ -70,6 +71,7 @@ class Gate:
         self.clock = clock
         self.intercept_social = True
         self.reminder = ReminderDesk(store, audit, clock)
+        self.body_checks = BodyChecks(self._enforce_request, self._fail_closed)
         self.conns: weakref.WeakKeyDictionary[connection.Client, ConnState] = (
             weakref.WeakKeyDictionary()
         )
@@ -266,8 +268,8 @@ class Gate:
             names = names_of_request(state, req)
             if state is not None and state.failed:
                 raise RuntimeError("an earlier hook failed on this connection")
-            upgrade = req.headers.get("upgrade", "").lower() == "websocket"
-            d = decide(policy, identity.user, names, req.method, self.clock(), upgrade=upgrade)
+            writes = request_writes(req)
+            d = decide(policy, identity.user, names, req.method, self.clock(), writes=writes)
             if d.invalid:
                 refuse_invalid_name(flow, streams=may_stream(req))
                 return
@@ -275,16 +277,29 @@ class Gate:
                 return
             if state is not None:
                 state.pending = None  # this request's record supersedes the connection's
+            if needs_body_check(req, d):
+                # HTTP/2-3: whether a body follows is known only once it is buffered.
+                refused = self.body_checks.hold(flow, d, identity)
+                if refused is not None:
+                    self._block_request(flow, refused, identity, new_ref(), kill=True)
+                return
             await self._enforce_request(flow, d, identity)
         except Exception:
             logger.exception("socialgate: error deciding request to %s", flow.request.pretty_host)
             if state is not None:
                 state.pending = None
-            try:
-                self._block_request(flow, self._error_decision(flow), ANONYMOUS, new_ref())
-            except Exception:
-                logger.exception("socialgate: cannot serve the block page; killing the flow")
-                flow.kill()
+            self._fail_closed(flow)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        await self.body_checks.request(flow)  # read-only HTTP/2-3 requests held for their body
+
+    def _fail_closed(self, flow: http.HTTPFlow) -> None:
+        """Block a request whose decision raised; kill it if even that fails."""
+        try:
+            self._block_request(flow, self._error_decision(flow), ANONYMOUS, new_ref())
+        except Exception:
+            logger.exception("socialgate: cannot serve the block page; killing the flow")
+            flow.kill()
 
     def _error_decision(self, flow: http.HTTPFlow) -> Decision:
         names = normalise_names([flow.request.host, flow.request.host_header])
@@ -309,12 +324,12 @@ class Gate:
         self._block_request(flow, d, identity, ref)
 
     def _block_request(
-        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
+        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str, *, kill: bool = False
     ) -> None:
         # A streamed body may already be on its way upstream once the hook returns, and
         # setting a response on a streamed request crashes mitmproxy's handler: kill it.
         try:
-            killed = may_stream(flow.request)
+            killed = kill or may_stream(flow.request)
         except Exception:
             logger.exception("socialgate: cannot tell whether %s streams; killing it", ref)
             killed = True
