@@ -7,7 +7,7 @@ the same code, so what an admin is told is what the proxy does.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -20,6 +20,7 @@ from proxy_addons.hosts import (
     printable,
 )
 from proxy_addons.policy.model import READ_ONLY_METHODS, Access, Exemption, Policy
+from proxy_addons.requestfacts import Write
 
 SEP = "\x1f"  # separates category and site in SiteIndex values
 
@@ -76,6 +77,7 @@ class Decision:
     access: Access | None = None
     names: tuple[str, ...] = ()  # every distinct normalised name seen
     name_mismatch: bool = False
+    writes: tuple[Write, ...] = ()  # why the request writes, when a read-only rule refused it
 
     @property
     def social(self) -> bool:
@@ -136,13 +138,14 @@ def exemption_verdict(
     method: str | None,
     now: dt.datetime,
     *,
-    upgrade: bool = False,
+    writes: Collection[Write] = (),
     intercepted: bool = True,
 ) -> Reason | None:
     """Why a covering exemption does not apply now (None: it applies).
 
     ``method`` None means a connection-level check (CONNECT, ClientHello):
-    the method is checked later, per request, once intercepted.
+    the method is checked later, per request, once intercepted. ``writes`` are the
+    reasons the request writes (`proxy_addons.requestfacts.writes`).
     """
     tz = exemption.schedule.timezone if exemption.schedule else policy.timezone
     today = now.astimezone(tz).date()
@@ -157,8 +160,9 @@ def exemption_verdict(
     if exemption.access is Access.READ_ONLY:
         if not intercepted:
             return Reason.READ_ONLY_NOT_ENFORCEABLE
-        # A WebSocket is a two-way channel (messaging): not reading.
-        if method is not None and (method.upper() not in READ_ONLY_METHODS or upgrade):
+        # Read-only: only reading methods, and nothing else in the request that writes
+        # (a body, a method override, any upgrade to a two-way channel).
+        if method is not None and (method.upper() not in READ_ONLY_METHODS or writes):
             return Reason.READ_ONLY
     return None
 
@@ -170,7 +174,7 @@ def decide_site(
     method: str | None,
     now: dt.datetime,
     *,
-    upgrade: bool = False,
+    writes: Collection[Write] = (),
     intercepted: bool = True,
     names: tuple[str, ...] = (),
     mismatch: bool = False,
@@ -197,7 +201,7 @@ def decide_site(
     for ex in policy.exemptions_by_user.get(user, ()):
         if not covers(ex, match):
             continue
-        why = exemption_verdict(policy, ex, method, now, upgrade=upgrade, intercepted=intercepted)
+        why = exemption_verdict(policy, ex, method, now, writes=writes, intercepted=intercepted)
         if why is None:
             return made(Outcome.ALLOWED, Reason.EXEMPTION, ex)
         rank = _CLOSENESS.get(why, 0)
@@ -206,7 +210,18 @@ def decide_site(
     if closest is None:
         return made(Outcome.BLOCKED, Reason.NO_EXEMPTION)
     _, why, ex = closest
-    return made(Outcome.BLOCKED, why, ex)
+    d = made(Outcome.BLOCKED, why, ex)
+    if why is Reason.READ_ONLY:
+        return replace(d, writes=_write_reasons(method, writes))
+    return d
+
+
+def _write_reasons(method: str | None, writes: Collection[Write]) -> tuple[Write, ...]:
+    """What a read-only exemption refused, in `Write` order (the method first)."""
+    found = set(writes)
+    if method is not None and method.upper() not in READ_ONLY_METHODS:
+        found.add(Write.METHOD)
+    return tuple(w for w in Write if w in found)
 
 
 def split_names(names: Sequence[str | None]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -260,7 +275,7 @@ def decide(
     method: str | None,
     now: dt.datetime,
     *,
-    upgrade: bool = False,
+    writes: Collection[Write] = (),
     intercepted: bool = True,
 ) -> Decision:
     """Decide a flow from every name it showed (CONNECT host, SNI, Host header).
@@ -287,7 +302,7 @@ def decide(
                 match,
                 method,
                 now,
-                upgrade=upgrade,
+                writes=writes,
                 intercepted=intercepted,
                 names=normed,
                 mismatch=mismatch,

@@ -6,14 +6,13 @@ client saw and the audit record (or that there is none: non-social traffic is ne
 
 from __future__ import annotations
 
-import base64
 import socket
 import ssl
 from typing import Any
 
 import pytest
 
-from tests.support.client import client_hello, connect_tunnel
+from tests.support.client import client_hello, connect_tunnel, proxy_auth, read_all, ref_of, status
 from tests.support.policies import PASSWORD
 from tests.support.proxy import Proxy
 from tests.support.wire import WireServers
@@ -23,25 +22,10 @@ pytestmark = pytest.mark.integration
 LONG = "a" * 300 + ".www.facebook.com"
 
 
-def auth(user: str) -> bytes:
-    token = base64.b64encode(f"{user}:{PASSWORD}".encode())
-    return b"Proxy-Authorization: Basic " + token + b"\r\n"
-
-
-def read_all(sock: socket.socket | ssl.SSLSocket) -> bytes:
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except (TimeoutError, ssl.SSLError, OSError):
-        pass
-    return data
-
-
 def plain(proxy: Proxy, target: str, hosts: list[bytes], user: str = "carol") -> bytes:
     """One HTTP/1.1 request sent to the proxy as it is, with the given Host header lines."""
     sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    head = f"GET {target} HTTP/1.1\r\n".encode() + auth(user)
+    head = f"GET {target} HTTP/1.1\r\n{proxy_auth(user)}".encode()
     head += b"".join(b"Host: " + h + b"\r\n" for h in hosts)
     sock.sendall(head + b"Accept: */*\r\nConnection: close\r\n\r\n")
     data = read_all(sock)
@@ -72,18 +56,6 @@ def in_tunnel(
     data = read_all(conn)
     conn.close()
     return data
-
-
-def status(raw: bytes) -> int:
-    return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
-
-
-def ref_of(raw: bytes) -> str:
-    for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"x-socialgate-ref":
-            return v.strip().decode()
-    raise AssertionError(f"no reference in {raw[:300]!r}")
 
 
 def blocked_record(proxy: Proxy, raw: bytes, reason: str) -> dict[str, Any]:

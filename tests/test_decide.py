@@ -10,6 +10,7 @@ import pytest
 from proxy_addons.decide import Outcome, Reason, decide
 from proxy_addons.policy.load import parse_policy_text
 from proxy_addons.policy.model import Policy
+from proxy_addons.requestfacts import Write
 from tests.support.categories import SOCIAL_LIST, SOCIAL_LIST_PATH
 
 POLICY = """\
@@ -300,7 +301,7 @@ def test_overnight_schedule(policy: Policy, when: str, allowed: bool) -> None:
 
 def test_websocket_is_not_read_only(policy: Policy) -> None:
     """A WebSocket upgrade is a two-way channel: a read-only exemption does not allow it."""
-    d = decide(policy, "dana", ["x.com"], "GET", WED_NOON, upgrade=True)
+    d = decide(policy, "dana", ["x.com"], "GET", WED_NOON, writes=(Write.UPGRADE,))
     assert d.reason is Reason.READ_ONLY
 
 

@@ -20,13 +20,9 @@ from proxy_addons.addons.conn_state import ConnState
 from proxy_addons.addons.raw_tcp import RawTcpGuard
 from proxy_addons.identity import Identity
 from tests.support.fake_audit import FakeAuditTrail
-from tests.support.gate import gate_on
-from tests.support.policies import write_policy
+from tests.support.gate_hooks import gate_on, policy_file
 
-
-@pytest.fixture(scope="module")
-def policy_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return write_policy(tmp_path_factory.mktemp("rawtcp-policy"))
+__all__ = ["policy_file"]  # fixture
 
 
 # The raw TCP guard under test, its audit trail, and mitmproxy's test context.

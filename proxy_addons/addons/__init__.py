@@ -8,13 +8,14 @@ Both ways of starting the proxy (`mitmdump -s proxy_addons/socialgate.py` and
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.enforce import must_kill
 from proxy_addons.addons.gate import Gate
-from proxy_addons.addons.limits import RequestLimits
+from proxy_addons.addons.limits import RequestLimits, record_refusal
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.policy_watcher import PolicyWatcher
 from proxy_addons.addons.proxy_headers import ProxyHeaders
@@ -40,7 +41,7 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
         store,
         PolicyWatcher(store, audit),
         CredentialCache(),
-        RequestLimits(gate.record_refusal, must_kill),
+        RequestLimits(partial(record_refusal, gate), must_kill),
         gate,
         RawTcpGuard(gate),
         # StartGuard last: it applies --set values once every socialgate option exists.

@@ -90,7 +90,7 @@ def request_access(
 def oversized_access(
     identity: Identity, flow: http.HTTPFlow, *, domain: str, status: int | None
 ) -> Access:
-    """A request refused for its size: its method (cut short) but never its path or query,
-    so an oversized request target cannot grow the trail (the record keeps its size)."""
-    method = flow.request.method[:32]
-    return _request(identity, flow, domain=domain, method=method, status=status)
+    """A request refused for its size: its method (which the record bounds) but never its
+    path or query, so an oversized request target cannot grow the trail (the record keeps
+    its size)."""
+    return _request(identity, flow, domain=domain, method=flow.request.method, status=status)

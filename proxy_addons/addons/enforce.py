@@ -25,7 +25,6 @@ from proxy_addons.pages.render import Page
 
 logger = logging.getLogger(__name__)
 
-_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 INVALID_NAME_PAGE = Page(
     b"400 Bad Request: the request names a host that is not a valid host name "
     b"(malformed port, control or other characters a host name cannot contain, empty label, "
@@ -84,8 +83,9 @@ def may_stream(request: http.Request) -> bool:
             return int(length) > limit
         except ValueError:
             return True
-    # HTTP/2 and HTTP/3 bodies need no length header.
-    return not request.http_version.startswith("HTTP/1") and request.method.upper() not in _BODYLESS
+    # HTTP/2 and HTTP/3 bodies need no length header, on any method (a GET may carry DATA),
+    # and whether the headers ended the stream is not shown to addons.
+    return not request.http_version.startswith("HTTP/1")
 
 
 def must_kill(request: http.Request) -> bool:

@@ -15,7 +15,7 @@ The gate keeps the hooks and the enforcement; the records are built in
 `proxy_addons.audit.record`, the code-of-conduct reminder's HTTP side is
 `proxy_addons.addons.reminder`, and pages become responses in
 `proxy_addons.addons.enforce`; raw TCP in tunnels and oversized requests are refused
-(`addons.raw_tcp`, `addons.limits`) on the gate's decisions and records.
+(`addons.raw_tcp`, `addons.limits`) on the gate's state, decisions and records.
 """
 
 from __future__ import annotations
@@ -30,12 +30,7 @@ from typing import Any
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import mode_specs
 
-from proxy_addons.addons.access import (
-    connect_access,
-    connection_access,
-    oversized_access,
-    request_access,
-)
+from proxy_addons.addons.access import connect_access, connection_access, request_access
 from proxy_addons.addons.conn_state import ConnState, names_of_request
 from proxy_addons.addons.enforce import (
     may_stream,
@@ -51,6 +46,7 @@ from proxy_addons.addons.identity import (
     scrub_password,
 )
 from proxy_addons.addons.policy_store import PolicyStore
+from proxy_addons.addons.read_only import BodyChecks, needs_body_check, request_writes
 from proxy_addons.addons.reminder import ReminderDesk
 from proxy_addons.audit.record import Access as AccessSeen
 from proxy_addons.audit.record import Record, access_record, new_ref
@@ -83,6 +79,7 @@ class Gate:
         self.clock = clock
         self.intercept_social = True
         self.reminder = ReminderDesk(store, audit, clock)
+        self.body_checks = BodyChecks(self._enforce_request, self._fail_closed)
         self.conns: weakref.WeakKeyDictionary[connection.Client, ConnState] = (
             weakref.WeakKeyDictionary()
         )
@@ -285,8 +282,8 @@ class Gate:
             names = names_of_request(state, req)
             if state is not None and state.failed:
                 raise RuntimeError("an earlier hook failed on this connection")
-            upgrade = req.headers.get("upgrade", "").lower() == "websocket"
-            d = decide(policy, identity.user, names, req.method, self.clock(), upgrade=upgrade)
+            writes = request_writes(req)
+            d = decide(policy, identity.user, names, req.method, self.clock(), writes=writes)
             if d.invalid:
                 refuse_invalid_name(flow, streams=may_stream(req))
                 return
@@ -294,45 +291,31 @@ class Gate:
                 return
             if state is not None:
                 state.pending = None  # this request's record supersedes the connection's
+            if needs_body_check(req, d):
+                # HTTP/2-3: whether a body follows is known only once it is buffered.
+                refused = self.body_checks.hold(flow, d, identity)
+                if refused is not None:
+                    self._block_request(flow, refused, identity, new_ref(), kill=True)
+                return
             await self._enforce_request(flow, d, identity)
         except Exception:
             logger.exception("socialgate: error deciding request to %s", flow.request.pretty_host)
             if state is not None:
                 state.pending = None
-            try:
-                self._block_request(flow, self._error_decision(flow), ANONYMOUS, new_ref())
-            except Exception:
-                logger.exception("socialgate: cannot serve the block page; killing the flow")
-                flow.kill()
+            self._fail_closed(flow)
 
-    def record_refusal(self, flow: http.HTTPFlow, violation: Violation, killed: bool) -> str | None:
-        """Record a request refused before judging (over a size limit) if any name it shows
-        is social; returns the record's reference. Non-social refusals leave no record."""
-        state = self.conns.get(flow.client_conn)
-        scrub_password(flow)
-        try:
-            identity = identify(self._policy(), flow)
-        except Exception:
-            identity = ANONYMOUS
-        try:
-            names = names_of_request(state, flow.request)
-            d = decide(self._policy(), identity.user, names, flow.request.method, self.clock())
-        except Exception:
-            d = self._error_decision(flow)
-        if not d.social:
-            return None
-        d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.REQUEST_TOO_LARGE)
-        ref = new_ref()
-        status = None if killed else violation.status
-        access = oversized_access(identity, flow, domain=d.host, status=status)
-        enforcement = "killed" if killed else "refused"
-        if state is not None:
-            state.pending = None
-        self.audit.submit_nowait(self.build_record(d, access, ref, enforcement, violation))
-        flow.metadata["socialgate"] = {"outcome": "blocked", "ref": ref, "reason": str(d.reason)}
-        return ref
+    async def request(self, flow: http.HTTPFlow) -> None:
+        await self.body_checks.request(flow)  # read-only HTTP/2-3 requests held for their body
 
-    def _error_decision(self, flow: http.HTTPFlow) -> Decision:
+    def _fail_closed(self, flow: http.HTTPFlow) -> None:
+        """Block a request whose decision raised; kill it if even that fails."""
+        try:
+            self._block_request(flow, self.error_decision(flow), ANONYMOUS, new_ref())
+        except Exception:
+            logger.exception("socialgate: cannot serve the block page; killing the flow")
+            flow.kill()
+
+    def error_decision(self, flow: http.HTTPFlow) -> Decision:
         names = normalise_names([flow.request.host, flow.request.host_header])
         host = names[0] if names else ""
         return replace(ERROR_DECISION, host=host, names=names)
@@ -355,13 +338,13 @@ class Gate:
         self._block_request(flow, d, identity, ref)
 
     def _block_request(
-        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str
+        self, flow: http.HTTPFlow, d: Decision, identity: Identity, ref: str, *, kill: bool = False
     ) -> None:
         # A streamed body may already be on its way upstream once the hook returns, and
         # setting a response on a streamed request crashes mitmproxy's handler; an unbounded
         # body would keep the client uploading until it was read: kill both.
         try:
-            killed = must_kill(flow.request)
+            killed = kill or must_kill(flow.request)
         except Exception:
             logger.exception("socialgate: cannot tell whether %s streams; killing it", ref)
             killed = True

@@ -1,16 +1,25 @@
 """Request size limits, enforced in ``requestheaders`` before anything goes upstream.
 
 Which limit a request breaks, the options and their defaults are `proxy_addons.limits`.
+A refusal is recorded through the gate (`record_refusal`) when the request is social.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
+from proxy_addons.addons.access import oversized_access
+from proxy_addons.addons.conn_state import names_of_request
+from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.identity import identify, scrub_password
+from proxy_addons.audit.record import new_ref
+from proxy_addons.decide import Outcome, Reason, decide
+from proxy_addons.identity import ANONYMOUS
 from proxy_addons.limits import OPTIONS, Limits, Violation, check, limits_from
 
 logger = logging.getLogger(__name__)
@@ -24,11 +33,44 @@ def check_request(request: http.Request, limits: Limits) -> Violation | None:
     return check(request.data.path, request.headers.fields, limits)
 
 
+def record_refusal(
+    gate: Gate, flow: http.HTTPFlow, violation: Violation, killed: bool
+) -> str | None:
+    """Record a request refused before judging (over a size limit) if any name it shows is
+    social, as ``request-too-large``; the record's reference. Non-social refusals leave none."""
+    state = gate.conns.get(flow.client_conn)
+    scrub_password(flow)
+    try:
+        identity = identify(gate.store.require(), flow)
+    except Exception:
+        identity = ANONYMOUS
+    req = flow.request
+    try:
+        names = names_of_request(state, req)
+        d = decide(gate.store.require(), identity.user, names, req.method, gate.clock())
+    except Exception:
+        d = gate.error_decision(flow)
+    if not d.social:
+        return None
+    d = replace(d, outcome=Outcome.BLOCKED, reason=Reason.REQUEST_TOO_LARGE)
+    ref = new_ref()
+    access = oversized_access(
+        identity, flow, domain=d.host, status=None if killed else violation.status
+    )
+    enforcement = "killed" if killed else "refused"
+    if state is not None:
+        state.pending = None  # this record supersedes the connection's
+    gate.audit.submit_nowait(gate.build_record(d, access, ref, enforcement, violation))
+    flow.metadata["socialgate"] = {"outcome": "blocked", "ref": ref, "reason": str(d.reason)}
+    return ref
+
+
 class RequestLimits:
     """Refuses oversized requests in ``requestheaders``; runs before the gate.
 
-    ``record`` (the gate's) writes an audit record when the request is social; non-social
-    refusals are not recorded. A refused request whose body may stream is killed.
+    ``record`` (`record_refusal` on the gate) writes an audit record when the request is
+    social; non-social refusals are not recorded. A refused request whose body may stream,
+    or whose body would have to be read first (``killed``), is killed.
     """
 
     def __init__(self, record: Recorder, killed: Callable[[http.Request], bool]) -> None:

@@ -1,5 +1,6 @@
 """A raw CONNECT client, for what httpx cannot do: pick the SNI apart from Host,
-look at the certificate the server presented, keep one HTTP/2 connection open."""
+look at the certificate the server presented, keep one HTTP/2 connection open; and
+the raw-response helpers of the bypass tests (status, reference, read to the end)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,39 @@ import h2.connection
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset
+
+from tests.support.policies import PASSWORD
+
+
+def proxy_auth(user: str, password: str = PASSWORD) -> str:
+    """The Proxy-Authorization header line (CRLF included) for ``user``."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return f"Proxy-Authorization: Basic {token}\r\n"
+
+
+def read_all(sock: socket.socket | ssl.SSLSocket) -> bytes:
+    """Everything received until the peer closes, errs or goes quiet past the timeout."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (TimeoutError, ssl.SSLError, OSError):
+        pass
+    return data
+
+
+def status(raw: bytes) -> int:
+    """The status code of a raw HTTP/1 response (0: no response)."""
+    return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
+
+
+def ref_of(raw: bytes) -> str:
+    """The X-Socialgate-Ref of a raw HTTP/1 response (the block page's reference)."""
+    for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"x-socialgate-ref":
+            return v.strip().decode()
+    raise AssertionError(f"no reference in {raw[:300]!r}")
 
 
 def _read_head(sock: socket.socket) -> bytes:
@@ -43,7 +77,7 @@ def connect_tunnel(
     proxy_port: int,
     target: str,
     user: str | None = None,
-    password: str = "Corr3ct-Horse-Battery",
+    password: str = PASSWORD,
     *,
     source: str = "127.0.0.1",
 ) -> tuple[socket.socket, bytes]:
@@ -53,8 +87,7 @@ def connect_tunnel(
     )
     head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
     if user:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        head += f"Proxy-Authorization: Basic {token}\r\n"
+        head += proxy_auth(user, password)
     sock.sendall((head + "\r\n").encode())
     return sock, _read_head(sock)
 
