@@ -17,7 +17,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -26,7 +25,7 @@ from proxy_addons.policy.load import load_policy
 from tests.support.client import plain_get
 from tests.support.commented_policy import today
 from tests.support.policies import write_htpasswd
-from tests.support.proxy import BIN, LISTENING, ROOT
+from tests.support.proxy import BIN, ROOT, launch
 
 pytestmark = pytest.mark.integration
 
@@ -78,25 +77,7 @@ class Service:
     """The proxy process as systemd would run it (command, environment, working dir)."""
 
     def __init__(self, argv: list[str], cwd: pathlib.Path, env: dict[str, str]) -> None:
-        self.output: list[str] = []
-        self.port = 0
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        ready = threading.Event()
-
-        def pump() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.output.append(line)
-                m = LISTENING.search(line)
-                if m and not self.port:
-                    self.port = int(m.group(1))
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        ready.wait(30)
+        self.proc, self.output, self.port = launch(argv, cwd, env, 30)
         if not self.port:
             self.stop()
             raise AssertionError("service did not start:\n" + "".join(self.output))

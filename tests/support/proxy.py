@@ -21,6 +21,37 @@ BIN = pathlib.Path(sys.executable).parent
 LISTENING = re.compile(r"proxy listening at .*?:(\d+)")
 
 
+def launch(
+    argv: Sequence[str], cwd: pathlib.Path, env: dict[str, str], timeout: float
+) -> tuple[subprocess.Popen[str], list[str], int]:
+    """Start a proxy process and wait until it says where it listens.
+
+    Returns the process, its output (a list that keeps growing while it runs) and the port
+    (0 if it did not start listening within ``timeout``).
+    """
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    port = 0
+    ready = threading.Event()
+
+    def pump() -> None:
+        nonlocal port
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            m = LISTENING.search(line)
+            if m and not port:
+                port = int(m.group(1))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    ready.wait(timeout)
+    return proc, output, port
+
+
 class Proxy:
     def __init__(
         self,
@@ -88,29 +119,7 @@ class Proxy:
         return self.confdir / "mitmproxy-ca-cert.pem"
 
     def start(self, timeout: float = 20) -> Proxy:
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=self.workdir,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        ready = threading.Event()
-
-        def pump() -> None:
-            assert self.proc is not None
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.output.append(line)
-                m = LISTENING.search(line)
-                if m and not self.port:
-                    self.port = int(m.group(1))
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        ready.wait(timeout)
+        self.proc, self.output, self.port = launch(self.cmd, self.workdir, self.env, timeout)
         if not self.port:
             self.stop()
             raise RuntimeError("proxy did not start:\n" + "".join(self.output))
