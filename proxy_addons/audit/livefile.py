@@ -149,7 +149,9 @@ class LiveFile:
             # Keep the fragment as evidence; end its line so ours parses.
             prefix = b"\n"
             brk = tail.torn_break()
-            logger.error(
+            # Designed recovery, on the record as a chain break: a WARNING, not an ERROR
+            # (mitmdump exits on any error logged during start-up).
+            logger.warning(
                 "socialgate audit: %s ends with an incomplete record (%d bytes, crash mid-write?): "
                 "kept, and the chain continues from seq %d",
                 self.path,
