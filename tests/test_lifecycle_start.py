@@ -6,6 +6,7 @@ import json
 import pathlib
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,3 +108,76 @@ def test_restart_after_crash_with_torn_tail(
     assert started[-1]["socialgate"]["previous_shutdown"] == "unclean"
     res = verify(tmp_path, second.audit_log)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# -- 2. SIGHUP during start-up ----------------------------------------------------------
+
+
+def catches_sighup(pid: int) -> bool:
+    """Whether the process has a handler for SIGHUP (SigCgt bit 0), from /proc."""
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+
+
+class Storm:
+    """SIGHUP every millisecond from the moment the proxy catches SIGHUP or listens,
+    whichever comes first (before that, no Python program can catch it)."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.sent = 0
+        self.began_after = 0.0  # seconds from the exec
+        self.before_listening = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while self.proxy.proc is None:
+            time.sleep(0.0005)
+        proc, t0 = self.proxy.proc, time.monotonic()
+        while not catches_sighup(proc.pid) and not self.proxy.port:
+            if proc.poll() is not None:
+                return
+            time.sleep(0.0005)
+        self.began_after = time.monotonic() - t0
+        self.before_listening = not self.proxy.port
+        while not self._stop.is_set() and proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGHUP)
+            except ProcessLookupError:
+                return
+            self.sent += 1
+            time.sleep(0.001)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.parametrize("via", ["mitmdump", "run"])
+def test_sighup_storm_from_start_up_never_kills(
+    tmp_path: pathlib.Path, policy_dir: pathlib.Path, servers: Servers, via: str
+) -> None:
+    """`systemctl reload` right after a start (and a storm of them) leaves the gate up."""
+    proxy = make_proxy(tmp_path, policy_dir, servers, via)
+    storm = Storm(proxy)
+    try:
+        proxy.start()
+        time.sleep(1.5)  # the storm goes on past start-up
+        storm.stop()
+        assert proxy.proc is not None
+        assert proxy.proc.poll() is None, "".join(proxy.output)
+        proxy.record(blocked_ref(proxy))
+    finally:
+        storm.stop()
+        code = proxy.stop()
+    print(f"{via}: SIGHUP caught {storm.began_after * 1000:.0f} ms after exec; {storm.sent} sent")
+    assert storm.before_listening, "SIGHUP is caught only once the proxy listens"
+    assert storm.sent > 100
+    assert code == 0
+    assert "SIGHUP, reloading" in "".join(proxy.output)

@@ -5,7 +5,8 @@ file and every category file the policy in force was built from (device,
 inode, size, mtime). On a change it waits until the files stop changing
 (editors save in several steps), then reads and validates in a worker
 thread, so the event loop keeps serving, and swaps the new policy in with one
-reference assignment. SIGHUP reloads at once.
+reference assignment. SIGHUP reloads at once (one that came during start-up,
+remembered by `proxy_addons.hangup`, as soon as the loop runs).
 
 A failed reload changes nothing in force: the errors are logged as
 ``file:line: message`` and audited as ``policy-reload-failed``; the watcher
@@ -25,7 +26,6 @@ import contextlib
 import datetime as dt
 import logging
 import math
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions
 
+from proxy_addons import hangup
 from proxy_addons.addons.policy_store import PolicyStore, Reading, Stamp, read_policy, stamp
 from proxy_addons.audit.record import policy_loaded_record, policy_reload_failed_record
 from proxy_addons.audit.trail import RecordSink
@@ -115,7 +116,8 @@ class PolicyWatcher:
     def running(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            # A SIGHUP since start-up (remembered by `hangup.catch_early`) reloads now.
+            hangup.attach(loop, self._on_sighup)
             self._sighup = True
         except (NotImplementedError, RuntimeError, ValueError):
             # Not the main thread, or no signals on this platform: polling only.
@@ -125,7 +127,7 @@ class PolicyWatcher:
     def done(self) -> None:
         if self._sighup:
             with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+                hangup.detach(asyncio.get_running_loop())
             self._sighup = False
         if self._poller is not None:
             self._poller.cancel()
