@@ -22,6 +22,7 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions
 
 from proxy_addons.errors import PolicyError
+from proxy_addons.fileio import open_regular
 from proxy_addons.paths import DEFAULT_POLICY
 from proxy_addons.policy.load import parse_policy_text
 from proxy_addons.policy.model import Policy
@@ -62,7 +63,7 @@ class Reading:
 
 def _read_stamped(path: Path, files: dict[str, Stamp | None], limit: int | None) -> bytes:
     files[str(path)] = None
-    with path.open("rb") as f:
+    with open_regular(path) as f:  # a FIFO is refused, not waited on
         before = stamp_of(os.fstat(f.fileno()))
         data = f.read() if limit is None else f.read(limit + 1)
         after = stamp_of(os.fstat(f.fileno()))

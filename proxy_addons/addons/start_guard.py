@@ -24,7 +24,8 @@ class StartGuard:
         options = loader.master.options
         try:
             options.process_deferred()
-        except (exceptions.OptionsError, ValueError) as e:
+        # NotImplementedError: an option type --set cannot parse at all.
+        except (exceptions.OptionsError, ValueError, NotImplementedError) as e:
             logger.error("socialgate: %s; refusing to run without the gate", e)
             # mitmdump exits 0 after a plain shutdown; like its own start-up check, exit 1.
             loader.master.event_loop.call_soon(sys.exit, 1)
