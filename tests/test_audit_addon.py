@@ -52,6 +52,7 @@ def run(root: pathlib.Path, body: Any, **kw: Any) -> AuditTrail:
         addon = AuditTrail()
         with taddons.context(addon) as tctx:
             tctx.configure(addon, **options(root, **kw))
+            addon.start()
             try:
                 await body(addon)
             finally:
@@ -108,6 +109,7 @@ def test_unwritable_log_is_start_error(tmp_path: pathlib.Path) -> None:
     addon = AuditTrail()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, **options(tmp_path))
+        addon.start()
         with pytest.raises(exceptions.OptionsError, match=r"socialgate_audit_log=.*file/x"):
             tctx.configure(addon, socialgate_audit_log=str(tmp_path / "file" / "x"))
         addon.done()

@@ -84,6 +84,10 @@ def test_records_lost_while_the_disk_is_full_are_counted_in_the_break(
     filler = small_fs / "filler"
     refs = []
     try:
+        deadline = time.monotonic() + 5
+        while not any(x["event"]["action"] == "policy-loaded" for x in all_records(small_fs)):
+            assert time.monotonic() < deadline, "".join(proxy.output)
+            time.sleep(0.02)
         fill(filler)
         with httpx.Client(proxy=proxy.url("carol"), timeout=10) as c:
             for _ in range(ATTEMPTS):

@@ -181,3 +181,69 @@ def test_sighup_storm_from_start_up_never_kills(
     assert storm.sent > 100
     assert code == 0
     assert "SIGHUP, reloading" in "".join(proxy.output)
+
+
+# -- 5./6. a start that fails: nothing written, one line ------------------------------
+
+
+def run_to_exit(proxy: Proxy) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        proxy.cmd, cwd=proxy.workdir, env=proxy.env, capture_output=True, text=True, timeout=60
+    )
+
+
+def socialgate_lines(res: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in (res.stdout + res.stderr).splitlines() if "socialgate" in line]
+
+
+def test_failed_start_writes_nothing_and_says_it_in_one_line(
+    tmp_path: pathlib.Path, policy_dir: pathlib.Path, servers: Servers
+) -> None:
+    """An invalid policy under `mitmdump -s`: no audit-started, no log, no key; no traceback."""
+    (tmp_path / "policy.yaml").write_text("version: 1\nbogus_key: 1\n")
+    proxy = Proxy(tmp_path, tmp_path / "policy.yaml", tmp_path / "audit.jsonl", 1, 2)
+    res = run_to_exit(proxy)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "Traceback" not in out
+    assert "policy.yaml:2: policy: unknown key 'bogus_key'" in out
+    assert not proxy.audit_log.exists()
+    assert not (tmp_path / "keys").exists() or not any((tmp_path / "keys").iterdir())
+
+
+def test_log_in_use_is_one_line(
+    tmp_path: pathlib.Path, policy_dir: pathlib.Path, servers: Servers
+) -> None:
+    """A second proxy on the same log is refused in one line; the first one's log is untouched."""
+    first = make_proxy(tmp_path, policy_dir, servers, "mitmdump").start()
+    try:
+        wait_until(lambda: first.audit_log.exists() and len(records(first.audit_log)) >= 2)
+        before = first.audit_log.read_bytes()
+        res = run_to_exit(make_proxy(tmp_path, policy_dir, servers, "mitmdump"))
+        assert first.audit_log.read_bytes() == before
+    finally:
+        assert first.stop() == 0
+    assert res.returncode != 0
+    assert "Traceback" not in res.stdout + res.stderr
+    assert len([x for x in socialgate_lines(res) if "in use by another process" in x]) == 1
+
+
+@pytest.mark.parametrize("via", ["mitmdump", "run"])
+def test_log_sealed_with_another_key(
+    tmp_path: pathlib.Path, policy_dir: pathlib.Path, servers: Servers, via: str
+) -> None:
+    """The key is gone (or another one is given): said first, no new key left behind."""
+    first = make_proxy(tmp_path, policy_dir, servers, via).start()
+    assert first.stop() == 0
+    before = first.audit_log.read_bytes()
+    (tmp_path / "keys/audit-hmac.key").unlink()
+    (tmp_path / "keys/audit-signing.key").rename(tmp_path / "old-signing.key")
+    res = run_to_exit(make_proxy(tmp_path, policy_dir, servers, via))
+    assert res.returncode != 0
+    assert "Traceback" not in res.stdout + res.stderr
+    [line] = [x for x in socialgate_lines(res) if "sealed" in x]
+    assert "this log was sealed with another key" in line
+    assert line.index("sealed with another key") < line.index("altered")
+    assert not (tmp_path / "keys/audit-hmac.key").exists()
+    assert not (tmp_path / "keys/audit-signing.key").exists()
+    assert first.audit_log.read_bytes() == before

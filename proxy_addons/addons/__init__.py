@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy_addons import hangup
+from proxy_addons.addons import script_errors
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.gate import Gate
@@ -23,6 +24,7 @@ def make_addons() -> list[Any]:
     # `mitmdump -s`: the earliest moment our code runs; a SIGHUP from now on is
     # remembered (and reloads once running) instead of ending the proxy.
     hangup.catch_early()
+    script_errors.install()
     # Order matters: the audit trail is configured first so that the policy
     # store's first swap is recorded (the watcher subscribes to the store's own
     # loads and writes policy-loaded with a summary of what changed); the gate

@@ -10,10 +10,12 @@ chain and written by the `ChainWriter` thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import pathlib
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,11 @@ from mitmproxy import ctx, exceptions
 
 from proxy_addons.audit.checkpoints import default_checkpoints_path
 from proxy_addons.audit.commit import GroupCommit
-from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
+from proxy_addons.audit.keys import (
+    load_or_create_secret,
+    load_or_create_signing_key,
+    public_key_path,
+)
 from proxy_addons.audit.pseudonym import Pseudonymiser
 from proxy_addons.audit.record import Record, event_record
 from proxy_addons.audit.writer import FSYNC_MODES, ChainWriter, WriterConfig
@@ -135,13 +141,36 @@ def _lifecycle(action: str, message: str, type_: str, **fields: Any) -> Record:
     )
 
 
+def _start_failing() -> bool:
+    """Whether mitmproxy will stop this start (errors were logged during start-up)."""
+    errorcheck = ctx.master.addons.get("errorcheck")
+    return bool(getattr(getattr(errorcheck, "logger", None), "has_errored", None))
+
+
+def _created(paths: list[pathlib.Path | None]) -> list[pathlib.Path]:
+    """Which of the key files at ``paths`` do not exist yet (they will be generated)."""
+    return [p for p in paths if p is not None and not p.exists()]
+
+
+# Records arriving before the trail opens (the policy loaded at start-up, early blocked
+# attempts); written right after audit-started.
+_MAX_EARLY = 10_000
+
+
 class AuditTrail:
+    """The trail opens once the start cannot fail any more: `start` (``socialgate run``,
+    before anything listens) or the ``running`` hook (``mitmdump -s``), so a start that
+    fails leaves nothing behind: no audit-started record, no log, no generated key."""
+
     def __init__(self) -> None:
         self.writer: ChainWriter | None = None
         self.config: AuditConfig | None = None
         self.pseudonymiser: Pseudonymiser | None = None
         self.log_query = False
         self._commit: GroupCommit | None = None  # of the current writer and loop
+        self._pending: AuditConfig | None = None  # configured, to open at start
+        self._early: list[Record] = []
+        self._running = False
 
     @property
     def path(self) -> pathlib.Path | None:
@@ -176,8 +205,52 @@ class AuditTrail:
         if not updated & _OPTIONS:
             return
         config = _config(ctx.options)
-        if config == self.config and self.writer is not None:
+        if config == (self.config if self.writer is not None else self._pending):
             return
+        if self._running or self.writer is not None:
+            self._open(config)  # changed while open: OptionsError rolls the change back
+        else:
+            self._pending = config
+
+    def start(self) -> None:
+        """Open the trail configured at start-up; `exceptions.OptionsError` if it cannot be."""
+        config, self._pending = self._pending, None
+        if config is not None:
+            self._open(config)
+
+    def running(self) -> None:
+        self._running = True
+        if self._pending is None:
+            return
+        if _start_failing():
+            self._pending = None
+            self._early.clear()
+            logger.info("socialgate audit: start-up failed: nothing written to the audit trail")
+            return
+        try:
+            self.start()
+        except exceptions.OptionsError as e:
+            logger.error("%s", e)
+            # Also when mitmproxy's start-up error check has already run (script loaded late).
+            ctx.master.event_loop.call_soon(sys.exit, 1)
+
+    def _open(self, config: AuditConfig) -> None:
+        new_keys = _created([config.key, config.signing_key, config.pseudonymise_key])
+        if config.signing_key is not None and config.signing_key in new_keys:
+            new_keys.append(public_key_path(config.signing_key))
+        try:
+            self._open_writer(config)
+        except exceptions.OptionsError:
+            # A failed start leaves no key behind that nothing was ever sealed with.
+            for path in new_keys:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        early, self._early = self._early, []
+        for record in early:
+            self.submit_nowait(record)
+
+    def _open_writer(self, config: AuditConfig) -> None:
         try:
             key = load_or_create_secret(config.key, "audit key")
             signing = load_or_create_signing_key(config.signing_key) if config.signing_key else None
@@ -267,6 +340,9 @@ class AuditTrail:
         try:
             writer = self.writer
             if writer is None:
+                if self._pending is not None and len(self._early) < _MAX_EARLY:
+                    self._early.append(record)  # written once the trail opens
+                    return
                 raise AuditUnavailable("the audit trail is not open")
             try:
                 commit = self._group_commit(writer)

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from proxy_addons.addons import make_addons
+from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.cli.common import policy_option
 from proxy_addons.errors import ConfigError
 from proxy_addons.paths import DEFAULT_AUDIT_LOG
@@ -63,6 +64,10 @@ async def _serve(args: Sequence[str], socialgate_options: dict[str, Any]) -> int
         untouched = set(opts.keys()) - configured
         for addon in ours:
             master.addons.invoke_addon_sync(addon, hooks.ConfigureHook(untouched))
+        # Everything checked: only now open the audit trail (a failed start writes nothing).
+        for addon in ours:
+            if isinstance(addon, AuditTrail):
+                addon.start()
     except exceptions.OptionsError as e:
         raise ConfigError(str(e)) from None
     finally:
