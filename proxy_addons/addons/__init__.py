@@ -15,6 +15,7 @@ from proxy_addons.addons import script_errors
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.health import Health
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.policy_watcher import PolicyWatcher
 from proxy_addons.addons.start_guard import StartGuard
@@ -32,5 +33,8 @@ def make_addons() -> list[Any]:
     audit = AuditTrail()
     store = PolicyStore()
     gate = Gate(store, audit)
+    # Health after the audit trail and the store: it says READY only once both are up.
     # StartGuard last: it applies --set values once every socialgate option exists.
-    return [audit, store, PolicyWatcher(store, audit), CredentialCache(), gate, StartGuard()]
+    watcher = PolicyWatcher(store, audit)
+    health = Health(store, watcher, audit)
+    return [audit, store, watcher, CredentialCache(), gate, health, StartGuard()]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,7 @@ class PolicyStore:
         # The files behind `current` as they were when read (see `read_policy`).
         self.files: Mapping[str, Stamp | None] = {}
         self._listeners: list[Listener] = []
+        self.since = 0.0
 
     def load(self, loader: object) -> None:
         loader.add_option(  # type: ignore[attr-defined]
@@ -142,6 +144,7 @@ class PolicyStore:
 
     def _put(self, policy: Policy) -> Policy | None:
         old, self.current = self.current, policy
+        self.since = time.time()  # when the policy in force was put in force (health)
         logger.info(
             "socialgate policy in force: %s (sha256 %s, %d exemptions)",
             policy.path,

@@ -32,7 +32,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +119,8 @@ class PolicyWatcher:
         self.timeout = DEFAULT_TIMEOUT
         self._reads = Deadline("policy read")
         self.status: ReloadStatus | None = None
+        # Told when a reload starts (its trigger) and ends (the new status): health.
+        self._observers: list[tuple[Callable[[str], None], Callable[[], None]]] = []
         store.subscribe(self._loaded_by_store)
 
     # -- mitmproxy hooks -----------------------------------------------------
@@ -228,36 +230,48 @@ class PolicyWatcher:
             now = later
         return await self.reload("change")
 
+    def observe(self, started: Callable[[str], None], finished: Callable[[], None]) -> None:
+        """Call ``started(trigger)`` when a reload begins and ``finished()`` when it ends."""
+        self._observers.append((started, finished))
+
     async def reload(self, trigger: str) -> Outcome:
         """Read, validate and put in force; keeps the last good policy on failure."""
         async with self._lock:
-            path = self.store.path
-            old = self.store.current
+            for started, _ in self._observers:
+                started(trigger)
             try:
-                reading, diff, seconds = await self._reads.run(
-                    self.timeout, lambda: _load(path, old)
-                )
-            except Hung as e:
-                return self._hung(trigger, e)
-            if path != self.store.path:
-                # socialgate_policy was changed meanwhile: this reading is stale.
-                return Outcome("unchanged", reading, None, seconds)
-            if reading.policy is None:
-                # Watch whatever the failed attempt tried to read, e.g. a
-                # category file that does not exist yet.
-                self._files = {**self._watched(), **reading.files}
-                self._failed(reading, trigger)
-                return Outcome("failed", reading, None, seconds)
-            self._files = reading.files
-            if old is not None and reading.policy.sha256 == old.sha256:
-                self.store.files = reading.files
-                logger.info("socialgate policy unchanged (%s)", path)
-                self.status = ReloadStatus("unchanged", trigger, time.time())
-                return Outcome("unchanged", reading, None, seconds)
-            assert diff is not None
-            replaced = self.store.exchange(reading)
-            self._record_loaded(replaced, reading.policy, diff, trigger, seconds)
-            return Outcome("loaded", reading, diff, seconds)
+                return await self._reload(trigger)
+            finally:
+                for _, finished in self._observers:
+                    finished()
+
+    async def _reload(self, trigger: str) -> Outcome:
+        """`reload` under the lock."""
+        path = self.store.path
+        old = self.store.current
+        try:
+            reading, diff, seconds = await self._reads.run(self.timeout, lambda: _load(path, old))
+        except Hung as e:
+            return self._hung(trigger, e)
+        if path != self.store.path:
+            # socialgate_policy was changed meanwhile: this reading is stale.
+            return Outcome("unchanged", reading, None, seconds)
+        if reading.policy is None:
+            # Watch whatever the failed attempt tried to read, e.g. a
+            # category file that does not exist yet.
+            self._files = {**self._watched(), **reading.files}
+            self._failed(reading, trigger)
+            return Outcome("failed", reading, None, seconds)
+        self._files = reading.files
+        if old is not None and reading.policy.sha256 == old.sha256:
+            self.store.files = reading.files
+            logger.info("socialgate policy unchanged (%s)", path)
+            self.status = ReloadStatus("unchanged", trigger, time.time())
+            return Outcome("unchanged", reading, None, seconds)
+        assert diff is not None
+        replaced = self.store.exchange(reading)
+        self._record_loaded(replaced, reading.policy, diff, trigger, seconds)
+        return Outcome("loaded", reading, diff, seconds)
 
     # -- records -------------------------------------------------------------
 

@@ -101,12 +101,14 @@ class LiveFile:
         # Records nobody waited for that could not be written, by event.action: since
         # start (health), and since the last record written (told by the next break).
         self.lost: Counter[str] = Counter()
+        self.lost_total = 0  # sum of `lost`, readable from any thread
         self._lost_unreported: Counter[str] = Counter()
 
     def _count_lost(self, record: Record) -> None:
         event = record.get("event")
         action = str(event.get("action", "?")) if isinstance(event, dict) else "?"
         self.lost[action] += 1
+        self.lost_total += 1
         self._lost_unreported[action] += 1
 
     def render(
