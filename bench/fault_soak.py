@@ -44,10 +44,11 @@ from tests.support.proxy import BIN, Proxy
 from tests.support.upstream import Servers
 
 HTML = {"Accept": "text/html"}
-# Plain HTTP through mitmproxy to the tests' upstream stalls on every sixth kept-alive
-# request (bare mitmdump too, not socialgate): close those connections.
+# Through mitmproxy, the tests' upstream stalls every sixth request on a kept-alive
+# connection until the client gives up (bare mitmdump too, and main: not socialgate's
+# doing): the non-blocked requests close their connection.
 PLAIN = {"Accept": "text/html", "Connection": "close"}
-API = {"Accept": "application/json"}
+API = {"Accept": "application/json", "Connection": "close"}
 
 
 @dataclass
