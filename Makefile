@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$c; break; fi; done)
 
-.PHONY: run test lint typecheck unit bench bench-smoke clean system-deps
+.PHONY: run test lint typecheck unit bench bench-smoke soak clean system-deps
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "make: no Python >= 3.12 found (tried python3.13, python3.12, python3, ~/.pyenv/versions/3.12+)" >&2; exit 2; fi
@@ -46,6 +46,11 @@ test: $(STAMP) system-deps lint typecheck
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/fault_soak.py
+
+# 10 minutes under faults (kill -9, full audit disk, policy rewrites, SIGHUPs); also in `make bench`.
+soak: $(STAMP)
+	$(PY) bench/fault_soak.py
 
 bench-smoke: $(STAMP)
 	$(PY) bench/run.py --smoke

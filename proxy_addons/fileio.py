@@ -9,12 +9,14 @@ plain `OSError`s: each caller words them for its own file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 # How often a waiting locker retries: short next to any deadline worth setting.
 _POLL_SECONDS = 0.05
@@ -37,12 +39,40 @@ def flock_exclusive(fd: int, timeout: float) -> bool:
             time.sleep(_POLL_SECONDS)
 
 
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, refused (`OSError`) unless it is a regular file.
+
+    Opened with ``O_NONBLOCK``, so a named pipe at the path is refused at once
+    instead of waiting for a writer for ever; a regular file reads as usual.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_capped(path: Path, limit: int) -> bytes:
     """At most ``limit + 1`` bytes of ``path``: more than ``limit`` means too large.
 
     The cap keeps a mistaken file (a log, a dump) from being read whole.
     """
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         return f.read(limit + 1)
 
 

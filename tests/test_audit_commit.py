@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -25,7 +26,9 @@ class FakeWriter:
         self.release = threading.Event()
         self.release.set()
 
-    def submit_batch(self, records: list[Record], on_done: BatchDone) -> None:
+    def submit_batch(
+        self, records: list[Record], on_done: BatchDone, waited: Sequence[bool] | None = None
+    ) -> None:
         if self.closed:
             raise AuditUnavailable("audit log is closed")
         numbers = [r["n"] for r in records]

@@ -249,3 +249,15 @@ def test_cli_exit_codes(env: Env) -> None:
     missing = run_cli(env, "logs/nothing.jsonl")
     assert missing.returncode == 2
     assert "nothing.jsonl does not exist" in missing.stderr
+
+
+def test_cli_empty_log_proves_nothing(env: Env) -> None:
+    """A file with no records is not proof of anything: said, exit 1 (not 'intact: 0 records')."""
+    env.write(1)
+    (env.root / "logs/empty.jsonl").write_bytes(b"")
+    res = run_cli(env, "logs/empty.jsonl")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "intact" not in res.stdout
+    assert res.stdout.splitlines()[-1].startswith(
+        "NO RECORDS: logs/empty.jsonl holds no audit record"
+    )

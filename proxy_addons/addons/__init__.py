@@ -11,10 +11,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from proxy_addons import hangup
+from proxy_addons.addons import script_errors
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.enforce import must_kill
 from proxy_addons.addons.gate import Gate
+from proxy_addons.addons.health import Health
 from proxy_addons.addons.limits import RequestLimits, record_refusal
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.policy_watcher import PolicyWatcher
@@ -26,6 +29,10 @@ from proxy_addons.addons.start_guard import StartGuard
 def make_addons(*, start_on_load: bool = True) -> list[Any]:
     """The addons; ``start_on_load=False``: the caller applies options, then calls
     ``StartGuard.start`` (`socialgate run`)."""
+    # `mitmdump -s`: the earliest moment our code runs; a SIGHUP from now on is
+    # remembered (and reloads once running) instead of ending the proxy.
+    hangup.catch_early()
+    script_errors.install()
     # Order matters: the audit trail is configured first so that the policy
     # store's first swap is recorded (the watcher subscribes to the store's own
     # loads and writes policy-loaded with a summary of what changed); the gate
@@ -35,15 +42,18 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
     audit = AuditTrail()
     store = PolicyStore()
     gate = Gate(store, audit)
+    watcher = PolicyWatcher(store, audit)
     return [
         ProxyHeaders(),
         audit,
         store,
-        PolicyWatcher(store, audit),
+        watcher,
         CredentialCache(),
         RequestLimits(partial(record_refusal, gate), must_kill),
         gate,
         RawTcpGuard(gate),
+        # Health after the audit trail and the store: it says READY only once both are up.
+        Health(store, watcher, audit),
         # StartGuard last: it applies --set values once every socialgate option exists.
         StartGuard(store, audit, start_on_load=start_on_load),
     ]

@@ -10,10 +10,12 @@ chain and written by the `ChainWriter` thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import pathlib
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,11 @@ from mitmproxy import ctx, exceptions
 
 from proxy_addons.audit.checkpoints import default_checkpoints_path
 from proxy_addons.audit.commit import GroupCommit
-from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
+from proxy_addons.audit.keys import (
+    load_or_create_secret,
+    load_or_create_signing_key,
+    public_key_path,
+)
 from proxy_addons.audit.pseudonym import Pseudonymiser
 from proxy_addons.audit.record import Record, event_record
 from proxy_addons.audit.writer import FSYNC_MODES, ChainWriter, WriterConfig
@@ -140,7 +146,27 @@ def _lifecycle(action: str, message: str, type_: str, **fields: Any) -> Record:
     )
 
 
+def _start_failing() -> bool:
+    """Whether mitmproxy will stop this start (errors were logged during start-up)."""
+    errorcheck = ctx.master.addons.get("errorcheck")
+    return bool(getattr(getattr(errorcheck, "logger", None), "has_errored", None))
+
+
+def _created(paths: list[pathlib.Path | None]) -> list[pathlib.Path]:
+    """Which of the key files at ``paths`` do not exist yet (they will be generated)."""
+    return [p for p in paths if p is not None and not p.exists()]
+
+
+# Records arriving before the trail opens (the policy loaded at start-up, early blocked
+# attempts); written right after audit-started.
+_MAX_EARLY = 10_000
+
+
 class AuditTrail:
+    """The trail opens once the start cannot fail any more: `start` (``socialgate run``,
+    before anything listens) or the ``running`` hook (``mitmdump -s``), so a start that
+    fails leaves nothing behind: no audit-started record, no log, no generated key."""
+
     def __init__(self) -> None:
         self.writer: ChainWriter | None = None
         self.config: AuditConfig | None = None
@@ -151,6 +177,9 @@ class AuditTrail:
         # mitmproxy applies defaults and rolled-back values first, which name no file the
         # user gave.
         self.started = False
+        self._pending: AuditConfig | None = None  # started, to open at ``running`` (-s)
+        self._early: list[Record] = []
+        self._running = False
 
     @property
     def path(self) -> pathlib.Path | None:
@@ -187,16 +216,59 @@ class AuditTrail:
         config = _config(ctx.options)  # a bad value is refused even before the start
         if not self.started:
             return
+        if self.writer is None and not self._running:
+            self._pending = config  # not open yet: open this one at ``running``
+            return
         if config == self.config and self.writer is not None:
             return
-        self._open(config)
+        self._open(config)  # changed while open: OptionsError rolls the change back
 
-    def start(self) -> None:
-        """Open the trail with the options as they are now (final); raises OptionsError."""
-        self._open(_config(ctx.options))
+    def start(self, *, now: bool = True) -> None:
+        """Take the options as they are now (final) as the trail's; raises OptionsError.
+
+        ``now``: open it at once (``socialgate run``, everything else checked); otherwise at
+        ``running`` (``mitmdump -s``: mitmproxy's own start-up checks may still fail).
+        """
+        config = _config(ctx.options)
         self.started = True
+        if now or self._running:
+            self._open(config)
+        else:
+            self._pending = config
+
+    def running(self) -> None:
+        self._running = True
+        config, self._pending = self._pending, None
+        if config is None:
+            return
+        if _start_failing():
+            self._early.clear()
+            logger.info("socialgate audit: start-up failed: nothing written to the audit trail")
+            return
+        try:
+            self._open(config)
+        except exceptions.OptionsError as e:
+            logger.error("%s", e)
+            # Also when mitmproxy's start-up error check has already run (script loaded late).
+            ctx.master.event_loop.call_soon(sys.exit, 1)
 
     def _open(self, config: AuditConfig) -> None:
+        new_keys = _created([config.key, config.signing_key, config.pseudonymise_key])
+        if config.signing_key is not None and config.signing_key in new_keys:
+            new_keys.append(public_key_path(config.signing_key))
+        try:
+            self._open_writer(config)
+        except exceptions.OptionsError:
+            # A failed start leaves no key behind that nothing was ever sealed with.
+            for path in new_keys:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        early, self._early = self._early, []
+        for record in early:
+            self.submit_nowait(record)
+
+    def _open_writer(self, config: AuditConfig) -> None:
         try:
             key = load_or_create_secret(config.key, "audit key")
             signing = load_or_create_signing_key(config.signing_key) if config.signing_key else None
@@ -286,6 +358,9 @@ class AuditTrail:
         try:
             writer = self.writer
             if writer is None:
+                if self._pending is not None and len(self._early) < _MAX_EARLY:
+                    self._early.append(record)  # written once the trail opens
+                    return
                 raise AuditUnavailable("the audit trail is not open")
             try:
                 commit = self._group_commit(writer)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions
 
 from proxy_addons.errors import PolicyError
+from proxy_addons.fileio import open_regular
 from proxy_addons.paths import DEFAULT_POLICY
 from proxy_addons.policy.load import parse_policy_text
 from proxy_addons.policy.model import Policy
@@ -62,7 +64,7 @@ class Reading:
 
 def _read_stamped(path: Path, files: dict[str, Stamp | None], limit: int | None) -> bytes:
     files[str(path)] = None
-    with path.open("rb") as f:
+    with open_regular(path) as f:  # a FIFO is refused, not waited on
         before = stamp_of(os.fstat(f.fileno()))
         data = f.read() if limit is None else f.read(limit + 1)
         after = stamp_of(os.fstat(f.fileno()))
@@ -94,6 +96,7 @@ class PolicyStore:
         self._listeners: list[Listener] = []
         # The policy is read at `start` (StartGuard, options final), then on every change.
         self.started = False
+        self.since = 0.0
 
     def load(self, loader: object) -> None:
         loader.add_option(  # type: ignore[attr-defined]
@@ -156,6 +159,7 @@ class PolicyStore:
 
     def _put(self, policy: Policy) -> Policy | None:
         old, self.current = self.current, policy
+        self.since = time.time()  # when the policy in force was put in force (health)
         logger.info(
             "socialgate policy in force: %s (sha256 %s, %d exemptions)",
             policy.path,

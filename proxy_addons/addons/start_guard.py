@@ -72,17 +72,20 @@ class StartGuard:
         try:
             options.process_deferred()
             resolve_config_paths(options)
-            self.start()
-        except (exceptions.OptionsError, ValueError) as e:
+            # The trail opens at ``running``: mitmproxy's own start-up checks may still fail.
+            self.start(open_trail=False)
+        # NotImplementedError: an option type --set cannot parse at all.
+        except (exceptions.OptionsError, ValueError, NotImplementedError) as e:
             logger.error("socialgate: %s; refusing to run without the gate", e)
             # mitmdump exits 0 after a plain shutdown; like its own start-up check, exit 1.
             loader.master.event_loop.call_soon(sys.exit, 1)
 
-    def start(self) -> None:
+    def start(self, *, open_trail: bool = True) -> None:
         """Read the policy, open the trail, put the policy in force; OptionsError on failure.
 
-        Nothing is written when the policy cannot be read.
+        Nothing is written when the policy cannot be read. ``open_trail=False``: the trail
+        opens at ``running`` and records made before (policy-loaded) wait for it.
         """
         reading = self.store.read_configured()
-        self.audit.start()
+        self.audit.start(now=open_trail)
         self.store.start(reading)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from proxy_addons.audit.record import Record
@@ -28,7 +29,9 @@ Waiter = asyncio.Future[None] | None  # None: nobody waits (blocked attempts, li
 class BatchWriter(Protocol):
     """What group commit needs of `ChainWriter`."""
 
-    def submit_batch(self, records: list[Record], on_done: BatchDone) -> None: ...
+    def submit_batch(
+        self, records: list[Record], on_done: BatchDone, waited: Sequence[bool] | None = None
+    ) -> None: ...
 
 
 def _action(record: Record) -> str:
@@ -71,7 +74,9 @@ class GroupCommit:
                 _settle([(record, None) for record, _ in batch], errors)
 
         try:
-            self.writer.submit_batch([record for record, _ in batch], done)
+            self.writer.submit_batch(
+                [record for record, _ in batch], done, [w is not None for _, w in batch]
+            )
         except AuditUnavailable as e:
             _settle(batch, [e] * len(batch))
             return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from proxy_addons.audit.record import Record
 from proxy_addons.errors import AuditUnavailable
@@ -23,11 +23,12 @@ BatchDone = Callable[[list[BaseException | None]], None]
 class Slot:
     """The outcome of one record of a `submit_batch` batch (read by the writer thread only)."""
 
-    __slots__ = ("error", "settled")
+    __slots__ = ("error", "settled", "waited")
 
-    def __init__(self) -> None:
+    def __init__(self, waited: bool = True) -> None:
         self.error: BaseException | None = None
         self.settled = False
+        self.waited = waited  # False: nobody waits, a failure loses the record
 
     def set_running_or_notify_cancel(self) -> bool:
         return True
@@ -50,6 +51,12 @@ class Slot:
 class Item:
     __slots__ = ("future", "record")
 
+    @property
+    def waited(self) -> bool:
+        """Whether someone waits for this record (else a failure loses it)."""
+        f = self.future
+        return f is not None and (not isinstance(f, Slot) or f.waited)
+
     def __init__(
         self, record: Record, future: concurrent.futures.Future[None] | Slot | None
     ) -> None:
@@ -62,8 +69,11 @@ class Batch:
 
     __slots__ = ("items", "on_done", "slots")
 
-    def __init__(self, records: list[Record], on_done: BatchDone) -> None:
-        self.slots = [Slot() for _ in records]
+    def __init__(
+        self, records: list[Record], on_done: BatchDone, waited: Sequence[bool] | None = None
+    ) -> None:
+        flags = [True] * len(records) if waited is None else list(waited)
+        self.slots = [Slot(w) for w in flags]
         self.items = [Item(r, slot) for r, slot in zip(records, self.slots, strict=True)]
         self.on_done = on_done
 

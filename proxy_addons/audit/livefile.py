@@ -21,6 +21,7 @@ import logging
 import os
 import pathlib
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from proxy_addons.audit.chain import GENESIS
 from proxy_addons.audit.durable import fsync_dir, write_all
 from proxy_addons.audit.files import last_rotation, rotated_name
-from proxy_addons.audit.record import Record, event_record
+from proxy_addons.audit.record import Record, event_record, lost_records
 from proxy_addons.audit.sink import Renderer
 from proxy_addons.audit.tail import Tail, read_tail
 from proxy_addons.errors import AuditError
@@ -97,6 +98,18 @@ class LiveFile:
         self._cp_seq = 0
         self._cp_at = 0.0
         self._renderer = Renderer(key)
+        # Records nobody waited for that could not be written, by event.action: since
+        # start (health), and since the last record written (told by the next break).
+        self.lost: Counter[str] = Counter()
+        self.lost_total = 0  # sum of `lost`, readable from any thread
+        self._lost_unreported: Counter[str] = Counter()
+
+    def _count_lost(self, record: Record) -> None:
+        event = record.get("event")
+        action = str(event.get("action", "?")) if isinstance(event, dict) else "?"
+        self.lost[action] += 1
+        self.lost_total += 1
+        self._lost_unreported[action] += 1
 
     def render(
         self, record: Record, seq: int, prev: str, brk: dict[str, Any] | None = None
@@ -149,7 +162,9 @@ class LiveFile:
             # Keep the fragment as evidence; end its line so ours parses.
             prefix = b"\n"
             brk = tail.torn_break()
-            logger.error(
+            # Designed recovery, on the record as a chain break: a WARNING, not an ERROR
+            # (mitmdump exits on any error logged during start-up).
+            logger.warning(
                 "socialgate audit: %s ends with an incomplete record (%d bytes, crash mid-write?): "
                 "kept, and the chain continues from seq %d",
                 self.path,
@@ -158,6 +173,7 @@ class LiveFile:
             )
         if reason is not None:
             brk = {**(brk or {}), "reason": reason, "error": error, "durable_seq": self.durable_seq}
+            brk.update(lost_records(self._lost_unreported))
         first = dict(first)
         if reason is None and tail.worker is not None and tail.action != "audit-stopped":
             first["socialgate"] = {**first.get("socialgate", {}), "previous_shutdown": "unclean"}
@@ -168,6 +184,8 @@ class LiveFile:
             fsync_dir(self.path.parent)
         self.seq, self.hash = self.seq + 1, hash_
         self.durable_seq = self.seq
+        if reason is not None:
+            self._lost_unreported.clear()  # told by this break
         self._size += len(prefix) + len(data)
         self._opened_at = self._clock()
         self._dirty_since = None
@@ -223,9 +241,11 @@ class LiveFile:
                 if st.st_ino != self._fresh_ino:
                     # Never append to the file that failed: move it aside whole.
                     os.rename(self.path, rotated_name(self.path, self._now()))
+            lost = sum(self._lost_unreported.values())
             first = self._own_record(
                 "audit-started",
-                f"audit trail resumed after {self.broken}: new segment",
+                f"audit trail resumed after {self.broken}: new segment; "
+                f"{lost} record{'s' if lost != 1 else ''} lost meanwhile",
                 "start",
                 reason=self._break_reason,
             )

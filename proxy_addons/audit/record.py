@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -367,6 +368,15 @@ def policy_loaded_record(
             "changes": diff.summary(),
         },
     )
+
+
+def lost_records(by_action: Mapping[str, int]) -> dict[str, Any]:
+    """What a ``chain.break`` says of the records lost while the trail could not be
+    written: how many, and how many of each ``event.action``."""
+    return {
+        "lost_records": sum(by_action.values()),
+        "lost_by_action": dict(sorted(by_action.items())),
+    }
 
 
 def policy_reload_failed_record(

@@ -69,8 +69,10 @@ def read_tail(path: pathlib.Path, key: bytes) -> Tail:
         ) from None
     if record_hmac(key, record) != chain["hash"]:
         raise AuditError(
-            f"audit log {path}: its last record does not verify under the audit key "
-            "(wrong socialgate_audit_key, or the log was altered); move the file aside"
+            f"audit log {path}: this log was sealed with another key (its last record does "
+            "not verify under the audit key given): give the key it was written with "
+            "(socialgate_audit_key), or move the log aside to start a new one; if no key "
+            "you hold verifies it, the log was altered"
         )
     action = record.get("event", {}).get("action")
     return Tail(chain["worker"], chain["seq"], chain["hash"], action, torn)

@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Sequence
 
 from proxy_addons.audit import checkpoints as cps
 from proxy_addons.audit.durable import write_all
@@ -86,16 +87,19 @@ class ChainWriter(Upkeep):
         self._queue.put(Item(record, future))
         return future
 
-    def submit_batch(self, records: list[Record], on_done: BatchDone) -> None:
+    def submit_batch(
+        self, records: list[Record], on_done: BatchDone, waited: Sequence[bool] | None = None
+    ) -> None:
         """Hand over several records at once; ``on_done`` runs in the writer thread with
         each record's error (None once written, and fsynced with fsync=always).
+        ``waited[i]`` False: nobody waits for record i (its failure is a lost record).
 
         One hand-over and one callback per batch: under load the event loop gathers
         the records of a whole commit cycle, so the thread is woken once for all of them.
         """
         if self._closed or self._thread is None:
             raise AuditUnavailable(f"audit log {self.path} is closed")
-        self._queue.put(Batch(records, on_done))
+        self._queue.put(Batch(records, on_done, waited))
 
     # --- the writer thread ----------------------------------------------
 
@@ -139,6 +143,10 @@ class ChainWriter(Upkeep):
                 return
 
     def _reject(self, item: Item, error: AuditUnavailable) -> None:
+        if not item.waited:
+            # An event that happened and is not on the record: counted by kind, and the
+            # break record that starts the next segment says how many (`LiveFile.lost`).
+            self._count_lost(item.record)
         if item.future is not None:
             if not item.future.done():
                 item.future.set_exception(error)

@@ -110,6 +110,15 @@ def register(group: click.Group) -> None:
             + "".join(f"; {w}: seq {a}-{b}" for w, (a, b) in sorted(report.workers.items()))
             + f"; {report.checkpoints} checkpoints"
         )
+        if report.ok and not report.records:
+            # Nothing was checked: an emptied (or wrong) file must not read as proof.
+            names = ", ".join(str(f) for f in files)
+            click.echo(
+                f"NO RECORDS: {names} {'holds' if len(files) == 1 else 'hold'} no audit record; "
+                "nothing is proven (a log the proxy wrote starts with audit-started: was it "
+                "emptied, or is it the wrong file?)"
+            )
+            ctx.exit(1)
         if report.ok:
             click.echo(f"intact: {summary}")
             return

@@ -74,7 +74,8 @@ async def _serve(
         untouched = set(opts.keys()) - configured
         for addon in ours:
             master.addons.invoke_addon_sync(addon, hooks.ConfigureHook(untouched))
-        # Options are final: only now read the policy and open the trail.
+        # Options final, everything checked: only now read the policy and open the trail
+        # (a failed start writes nothing).
         guard.start()
     except exceptions.OptionsError as e:
         raise ConfigError(str(e)) from None

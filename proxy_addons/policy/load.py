@@ -14,6 +14,7 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode
 
+from proxy_addons.fileio import open_regular
 from proxy_addons.policy.accounts import read_groups, read_identity, read_users
 from proxy_addons.policy.build import Sections, build_policy
 from proxy_addons.policy.categories import ListFiles, ReadFile, read_blocked, read_categories
@@ -27,7 +28,8 @@ from proxy_addons.policy.yamlmarks import YamlProblem, compose, kind
 
 
 def _read_bytes(path: Path) -> bytes:
-    return path.read_bytes()
+    with open_regular(path) as f:
+        return f.read()
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tests.support.upstream import Servers
@@ -22,16 +22,23 @@ LISTENING = re.compile(r"proxy listening at .*?:(\d+)")
 
 
 def launch(
-    argv: Sequence[str], cwd: pathlib.Path, env: dict[str, str], timeout: float
+    argv: Sequence[str],
+    cwd: pathlib.Path,
+    env: dict[str, str],
+    timeout: float,
+    spawned: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> tuple[subprocess.Popen[str], list[str], int]:
     """Start a proxy process and wait until it says where it listens.
 
     Returns the process, its output (a list that keeps growing while it runs) and the port
-    (0 if it did not start listening within ``timeout``).
+    (0 if it did not start listening within ``timeout``). ``spawned`` gets the process at
+    once, for tests that act during start-up.
     """
     proc = subprocess.Popen(
         list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    if spawned is not None:
+        spawned(proc)
     output: list[str] = []
     port = 0
     ready = threading.Event()
@@ -119,7 +126,12 @@ class Proxy:
         return self.confdir / "mitmproxy-ca-cert.pem"
 
     def start(self, timeout: float = 20) -> Proxy:
-        self.proc, self.output, self.port = launch(self.cmd, self.workdir, self.env, timeout)
+        def spawned(proc: subprocess.Popen[str]) -> None:
+            self.proc = proc
+
+        self.proc, self.output, self.port = launch(
+            self.cmd, self.workdir, self.env, timeout, spawned
+        )
         if not self.port:
             self.stop()
             raise RuntimeError("proxy did not start:\n" + "".join(self.output))
