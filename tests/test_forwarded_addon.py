@@ -76,7 +76,8 @@ def test_forwarded_address_is_the_records_source(parts: Parts) -> None:
     """Behind the balancer, source.ip is the forwarded client; the balancer is noted."""
     _, _, sink, _ = parts
     f = through(parts, from_peer(social_flow("carol"), BALANCER, ["10.0.0.9"]))
-    assert f.response is not None and f.response.status_code == 403
+    assert f.response is not None
+    assert f.response.status_code == 403
     (rec,) = sink.records
     assert rec["source"] == {"ip": "10.0.0.9"}
     assert rec["socialgate"]["forwarded_by"] == BALANCER
@@ -113,7 +114,8 @@ def test_source_address_identity_behind_balancer(parts: Parts) -> None:
 def test_spoofed_address_gets_no_identity(parts: Parts, peer: str, xff: list[str]) -> None:
     """Claiming the kiosk's address in X-Forwarded-For does not make one the kiosk."""
     f = through(parts, challenged(from_peer(social_flow(None, "linkedin.com"), peer, xff)))
-    assert f.response is not None and f.response.status_code == 407
+    assert f.response is not None
+    assert f.response.status_code == 407
 
 
 @pytest.mark.parametrize("xff", [[], [""], ["unknown"], ["10.0.0.9, garbage"]])
@@ -121,8 +123,9 @@ def test_balancer_without_usable_header_is_refused(parts: Parts, xff: list[str])
     """From the balancer, a request whose header names no client is refused with 400."""
     _, _, sink, _ = parts
     f = through(parts, from_peer(social_flow("alice", "example.org"), BALANCER, xff))
-    assert f.response is not None and f.response.status_code == 400
-    assert b"X-Forwarded-For" in f.response.content
+    assert f.response is not None
+    assert f.response.status_code == 400
+    assert b"X-Forwarded-For" in (f.response.content or b"")
     assert sink.records == []  # not social: nothing recorded
 
 
@@ -130,7 +133,8 @@ def test_social_refusal_is_recorded(parts: Parts) -> None:
     """A refused social request is recorded as bad-forwarded-for, from the balancer."""
     _, _, sink, _ = parts
     f = through(parts, from_peer(social_flow("alice", "x.com"), BALANCER, []))
-    assert f.response is not None and f.response.status_code == 400
+    assert f.response is not None
+    assert f.response.status_code == 400
     (rec,) = sink.records
     assert rec["event"]["reason"] == "bad-forwarded-for"
     assert rec["event"]["id"] == f.response.headers["x-socialgate-ref"]
@@ -182,7 +186,8 @@ def test_tunnel_without_header_is_refused(parts: Parts) -> None:
     """A CONNECT from the balancer without the header is refused and recorded if social."""
     fwd, g, sink, _ = parts
     c = connect(fwd, g, BALANCER, [])
-    assert c.response is not None and c.response.status_code == 400
+    assert c.response is not None
+    assert c.response.status_code == 400
     (rec,) = sink.records
     assert (rec["event"]["action"], rec["event"]["reason"]) == (
         "connection-blocked",
