@@ -16,6 +16,7 @@ from proxy_addons.addons import script_errors
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.enforce import must_kill
+from proxy_addons.addons.forwarded import ForwardedFor
 from proxy_addons.addons.gate import Gate
 from proxy_addons.addons.health import Health
 from proxy_addons.addons.limits import RequestLimits, record_refusal
@@ -23,6 +24,7 @@ from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.policy_watcher import PolicyWatcher
 from proxy_addons.addons.proxy_headers import ProxyHeaders
 from proxy_addons.addons.raw_tcp import RawTcpGuard
+from proxy_addons.addons.reminder import SharedState
 from proxy_addons.addons.start_guard import StartGuard
 
 
@@ -39,11 +41,14 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
     # runs after proxyauth (a default addon) and the credential cache.
     # ProxyHeaders after proxyauth (which reads Proxy-Authorization), before anything else;
     # RequestLimits before the gate (an oversized request is refused, not judged).
+    # ForwardedFor first of all (after proxyauth): every other addon reads the client
+    # address it finds behind a trusted load balancer.
     audit = AuditTrail()
     store = PolicyStore()
     gate = Gate(store, audit)
     watcher = PolicyWatcher(store, audit)
     return [
+        ForwardedFor(gate),
         ProxyHeaders(),
         audit,
         store,
@@ -54,6 +59,7 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
         RawTcpGuard(gate),
         # Health after the audit trail and the store: it says READY only once both are up.
         Health(store, watcher, audit),
+        SharedState(gate.reminder),
         # StartGuard last: it applies --set values once every socialgate option exists.
         StartGuard(store, audit, start_on_load=start_on_load),
     ]
