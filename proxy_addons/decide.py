@@ -52,6 +52,8 @@ class Reason(StrEnum):
     # A name that steers the request cannot be normalised: never judged "not social".
     INVALID_NAME = "invalid-name"
     REQUEST_TOO_LARGE = "request-too-large"  # over a socialgate_max_* request limit
+    # From a trusted load balancer, without an X-Forwarded-For that names the client.
+    BAD_FORWARDED_FOR = "bad-forwarded-for"
 
 
 # How close an exemption came to applying: the closest one explains a block.

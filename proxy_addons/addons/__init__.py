@@ -14,6 +14,7 @@ from typing import Any
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.enforce import must_kill
+from proxy_addons.addons.forwarded import ForwardedFor
 from proxy_addons.addons.gate import Gate
 from proxy_addons.addons.limits import RequestLimits, record_refusal
 from proxy_addons.addons.policy_store import PolicyStore
@@ -32,10 +33,13 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
     # runs after proxyauth (a default addon) and the credential cache.
     # ProxyHeaders after proxyauth (which reads Proxy-Authorization), before anything else;
     # RequestLimits before the gate (an oversized request is refused, not judged).
+    # ForwardedFor first of all (after proxyauth): every other addon reads the client
+    # address it finds behind a trusted load balancer.
     audit = AuditTrail()
     store = PolicyStore()
     gate = Gate(store, audit)
     return [
+        ForwardedFor(gate),
         ProxyHeaders(),
         audit,
         store,

@@ -11,14 +11,14 @@ from dataclasses import replace
 
 from mitmproxy import connection, http
 
-from proxy_addons.addons.identity import peer_ip
+from proxy_addons.addons.identity import Source, client_source, flow_source
 from proxy_addons.audit.record import Access
 from proxy_addons.identity import Identity
 
 
 def connection_access(
     identity: Identity,
-    client: connection.Client,
+    client: connection.Client | Source,
     *,
     stage: str,
     domain: str,
@@ -26,13 +26,18 @@ def connection_access(
     scheme: str = "https",
     status: int | None = None,
 ) -> Access:
-    """An attempt judged before any request was seen (CONNECT, ClientHello, raw TCP)."""
+    """An attempt judged before any request was seen (CONNECT, ClientHello, raw TCP).
+
+    ``client``: the connection (its tunnel's forwarded client, else its peer) or, for a
+    request, where that request came from."""
+    source = client if isinstance(client, Source) else client_source(client)
     return Access(
         user=identity.user,
         identity=identity.source,
         groups=identity.groups,
-        source_ip=peer_ip(client),
-        source_port=int(client.peername[1]) if client.peername else 0,
+        source_ip=source.ip,
+        source_port=source.port,
+        forwarded_by=source.via,
         stage=stage,
         scheme=scheme,
         domain=domain,
@@ -47,7 +52,7 @@ def connect_access(
     """A tunnel's CONNECT request."""
     return connection_access(
         identity,
-        flow.client_conn,
+        flow_source(flow),
         stage="connect",
         domain=domain,
         port=flow.request.port,
@@ -62,7 +67,7 @@ def _request(
     req = flow.request
     seen = connection_access(
         identity,
-        flow.client_conn,
+        flow_source(flow),
         stage="request",
         domain=domain,
         port=req.port,

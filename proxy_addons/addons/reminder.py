@@ -14,7 +14,7 @@ from collections.abc import Callable
 from mitmproxy import http
 
 from proxy_addons.addons.enforce import page_response, record_first
-from proxy_addons.addons.identity import peer_ip
+from proxy_addons.addons.identity import flow_source
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.audit.record import reminder_acknowledged_record, reminder_shown_record
 from proxy_addons.audit.trail import AccessAudit
@@ -85,7 +85,7 @@ class ReminderDesk:
             reminder_shown_record(
                 d,
                 user=user,
-                source_ip=peer_ip(flow.client_conn),
+                source_ip=flow_source(flow).ip,
                 policy_sha256=self._policy_sha256(),
                 ref=ref,
                 now=self.clock(),
@@ -107,7 +107,7 @@ class ReminderDesk:
         record = reminder_acknowledged_record(
             d,
             user=user,
-            source_ip=peer_ip(flow.client_conn),
+            source_ip=flow_source(flow).ip,
             policy_sha256=self._policy_sha256(),
             reminder_ref=pending.ref,
             now=self.clock(),

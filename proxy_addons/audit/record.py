@@ -106,7 +106,7 @@ class Access:
     identity: str  # proxyauth | source-address | none
     groups: tuple[str, ...]
     source_ip: str
-    source_port: int
+    source_port: int | None  # None: forwarded by a trusted proxy (the port is its own)
     stage: str  # connect | tls | request | tcp
     scheme: str
     domain: str
@@ -115,6 +115,7 @@ class Access:
     path: str | None = None
     query: str | None = None  # only when the operator enabled query logging
     status_code: int | None = None
+    forwarded_by: str | None = None  # the trusted proxy whose X-Forwarded-For gave source_ip
 
 
 def access_record(
@@ -169,7 +170,8 @@ def access_record(
             "dataset": "socialgate.audit",
         },
         "user": {"name": access.user} if access.user else {},
-        "source": {"ip": access.source_ip, "port": access.source_port},
+        "source": {"ip": access.source_ip}
+        | ({} if access.source_port is None else {"port": access.source_port}),
         "url": url,
         "rule": {
             "id": decision.exemption_id if allowed and decision.exemption_id else decision.category,
@@ -195,6 +197,8 @@ def access_record(
             "policy_sha256": policy_sha256,
         },
     }
+    if access.forwarded_by is not None:
+        record["socialgate"]["forwarded_by"] = access.forwarded_by
     if decision.writes:
         record["socialgate"]["writes"] = [str(w) for w in decision.writes]
     if truncated:
