@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.client import read_all, status
+from tests.support.client import proxy_auth, read_all, ref_of, status, tls_request
 from tests.support.haproxy import HAPROXY
 from tests.support.proxy import BIN
 from tests.support.scaleout import HOSTNAME, Site
@@ -36,9 +36,12 @@ pytestmark = [
 ]
 
 JSON = {"Accept": "application/json"}  # not a page load: no code-of-conduct reminder
-# What every worker shares, beside what `socialgate init` writes: frequent checkpoints, so
-# that verify checks each worker's checkpoint file within the test's seconds.
-CONFIG: dict[str, object] = {"socialgate_audit_checkpoint_records": 20}
+# What every worker shares, beside what `socialgate init` writes: the balancer's address, and
+# frequent checkpoints so that verify checks each worker's checkpoint file within seconds.
+CONFIG: dict[str, object] = {
+    "socialgate_trusted_proxies": "127.0.0.1",  # the balancer, as docs/deploying.md says
+    "socialgate_audit_checkpoint_records": 20,
+}
 CLIENT_A, CLIENT_B = "127.0.0.2", "127.0.0.3"  # 127.0.0.2 is the policy's kiosk
 
 
@@ -57,15 +60,22 @@ def trust(site: Site, upstream_cert: tuple[pathlib.Path, pathlib.Path]) -> ssl.S
     return ctx
 
 
-def client(
-    port: int, user: str | None, trust: ssl.SSLContext | bool = False, source: str = CLIENT_B
-) -> httpx.Client:
-    """A client of the proxy on ``port`` from ``source``, with a new connection per client."""
+def client(port: int, user: str | None, trust: ssl.SSLContext | bool = False) -> httpx.Client:
+    """A client of the proxy on ``port`` (from 127.0.0.1: httpx cannot bind a proxied
+    connection's source address; the raw helpers below can)."""
     auth = f"{user}:Corr3ct-Horse-Battery@" if user else ""
-    transport = httpx.HTTPTransport(
-        proxy=f"http://{auth}127.0.0.1:{port}", local_address=source, verify=trust
-    )
-    return httpx.Client(transport=transport, timeout=10)
+    return httpx.Client(proxy=f"http://{auth}127.0.0.1:{port}", verify=trust, timeout=10)
+
+
+def raw_get(port: int, url: str, source: str, user: str | None = None, extra: str = "") -> bytes:
+    """One absolute-form GET from ``source`` (with proxy credentials for ``user``)."""
+    host = url.split("/")[2]
+    head = f"GET {url} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\n{extra}"
+    if user:
+        head += proxy_auth(user)
+    with socket.create_connection(("127.0.0.1", port), 10, (source, 0)) as sock:
+        sock.sendall((head + "Connection: close\r\n\r\n").encode())
+        return read_all(sock)
 
 
 def records_with(site: Site, **fields: str) -> list[dict[str, Any]]:
@@ -145,6 +155,52 @@ def test_requests_are_spread_over_both_workers(site: Site) -> None:
         if r.get("url", {}).get("path", "").startswith("/spread/")
     }
     assert served == {"01", "02"}
+
+
+# -- the real client address ------------------------------------------------------------
+
+
+def wait_record(site: Site, ref: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while not (found := records_with(site, event__id=ref)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found, f"no record {ref}"
+    return found[0]
+
+
+def test_source_address_identity_through_balancer(site: Site, trust: ssl.SSLContext) -> None:
+    """The kiosk (127.0.0.2) is known by its own address behind HAProxy, not the balancer's."""
+    allowed, _ = tls_request(
+        site.port, "www.linkedin.com:443", "www.linkedin.com", "www.linkedin.com", trust,
+        path="/kiosk", source=CLIENT_A,
+    )  # fmt: skip
+    blocked, _ = tls_request(
+        site.port, "www.facebook.com:443", "www.facebook.com", "www.facebook.com", trust,
+        path="/kiosk", source=CLIENT_A,
+    )  # fmt: skip
+    assert status(allowed) == 200
+    assert status(blocked) == 403
+    rec = wait_record(site, ref_of(blocked))
+    assert rec["user"]["name"] == "kiosk-reception"
+    assert rec["source"]["ip"] == CLIENT_A
+
+
+def test_records_carry_the_client_address(site: Site) -> None:
+    """A proxy-auth user's record names the client's address, not the balancer's."""
+    raw = raw_get(site.port, "http://www.facebook.com/address", CLIENT_B, "carol")
+    assert status(raw) == 403
+    assert wait_record(site, ref_of(raw))["source"]["ip"] == CLIENT_B
+
+
+@pytest.mark.parametrize("via", ["balancer", "worker"])
+def test_spoofed_forwarded_for_claims_nothing(site: Site, via: str) -> None:
+    """A client's own X-Forwarded-For naming the kiosk gets it no kiosk rights."""
+    port = site.port if via == "balancer" else site.workers[1].port
+    raw = raw_get(
+        port, "http://www.linkedin.com/spoofed", CLIENT_B, extra=f"X-Forwarded-For: {CLIENT_A}\r\n"
+    )
+    assert status(raw) == 407  # who is asking is 127.0.0.3, and it has not said who it is
+    assert not records_with(site, url__path="/spoofed", event__outcome="success")
 
 
 # -- a worker killed under load ---------------------------------------------------------
