@@ -60,3 +60,7 @@ class AuditError(SocialgateError):
 
 class AuditUnavailable(AuditError):
     """A record could not be made durable; allowed social traffic must stop."""
+
+
+class StateUnavailable(SocialgateError):
+    """State shared by the workers of a host (``socialgate_shared_state``) cannot be used."""

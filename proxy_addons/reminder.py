@@ -1,7 +1,9 @@
 """The code-of-conduct reminder exempt staff acknowledge every ``reminder.every``.
 
 Acknowledgements live in memory (a restart shows the reminder again, which
-errs on the side of reminding). The acknowledge link carries a single-use,
+errs on the side of reminding), or, with ``socialgate_shared_state``, in a file
+every worker of the host shares (`proxy_addons.shared_state`, the same methods:
+`ReminderState`). The acknowledge link carries a single-use,
 unguessable nonce bound to the user, so a social site cannot acknowledge on
 someone's behalf by embedding the link.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 ACK_PREFIX = "/__socialgate/acknowledge/"
@@ -25,7 +28,24 @@ class Pending:
     ref: str  # event.id of the reminder-shown record
 
 
+def new_nonce() -> str:
+    """An unguessable acknowledge nonce (URL-safe)."""
+    return secrets.token_urlsafe(24)
+
+
+class ReminderState(Protocol):
+    """Who acknowledged when, and the nonces of reminders shown (memory or shared file)."""
+
+    def due(self, user: str, every: dt.timedelta, now: dt.datetime) -> bool: ...
+    def issue(self, user: str, ref: str, now: dt.datetime) -> str: ...
+    def acknowledge(self, user: str, nonce: str, now: dt.datetime) -> Pending | None: ...
+    def withdraw(self, user: str, at: dt.datetime) -> None: ...
+    def close(self) -> None: ...
+
+
 class Reminders:
+    """`ReminderState` in this process's memory."""
+
     def __init__(self) -> None:
         self.acknowledged: dict[str, dt.datetime] = {}
         self.pending: dict[str, Pending] = {}
@@ -39,7 +59,7 @@ class Reminders:
             self._expire(now)
             if len(self.pending) >= MAX_PENDING:
                 self.pending.clear()
-        nonce = secrets.token_urlsafe(24)
+        nonce = new_nonce()
         self.pending[nonce] = Pending(user, now, ref)
         return nonce
 
@@ -51,6 +71,14 @@ class Reminders:
         del self.pending[nonce]
         self.acknowledged[user] = now
         return p
+
+    def withdraw(self, user: str, at: dt.datetime) -> None:
+        """Undo the acknowledgement made at ``at`` (its record could not be written)."""
+        if self.acknowledged.get(user) == at:
+            del self.acknowledged[user]
+
+    def close(self) -> None:
+        pass
 
     def _expire(self, now: dt.datetime) -> None:
         for nonce, p in list(self.pending.items()):

@@ -21,6 +21,7 @@ from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.policy_watcher import PolicyWatcher
 from proxy_addons.addons.proxy_headers import ProxyHeaders
 from proxy_addons.addons.raw_tcp import RawTcpGuard
+from proxy_addons.addons.reminder import SharedState
 from proxy_addons.addons.start_guard import StartGuard
 
 
@@ -48,6 +49,7 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
         RequestLimits(partial(record_refusal, gate), must_kill),
         gate,
         RawTcpGuard(gate),
+        SharedState(gate.reminder),
         # StartGuard last: it applies --set values once every socialgate option exists.
         StartGuard(store, audit, start_on_load=start_on_load),
     ]

@@ -3,31 +3,49 @@
 An exempt user's page load is answered with the reminder when one is due
 (the request itself is not sent); following its acknowledge link records the
 acknowledgement and sends the browser where it was going. The nonces and who
-acknowledged when are `proxy_addons.reminder.Reminders` (pure state).
+acknowledged when are a `proxy_addons.reminder.ReminderState`: in memory, or in the file
+every worker of the host shares (option ``socialgate_shared_state``, declared by the
+`SharedState` addon; `proxy_addons.shared_state`).
+
+If the shared file cannot be used at request time, the desk errs as the reminder always
+has, on the side of reminding: a reminder is due; one that cannot be shown or
+acknowledged blocks the page load (reason ``error``, recorded by the gate); the failure
+is logged once until the file works again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import pathlib
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from proxy_addons.addons.enforce import page_response, record_first
 from proxy_addons.addons.identity import flow_source
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.audit.record import reminder_acknowledged_record, reminder_shown_record
 from proxy_addons.audit.trail import AccessAudit
-from proxy_addons.decide import Decision
+from proxy_addons.decide import Decision, Outcome, Reason
+from proxy_addons.errors import StateUnavailable
 from proxy_addons.pages.render import reminder_page
 from proxy_addons.reminder import (
     ACK_PREFIX,
     Reminders,
+    ReminderState,
     ack_nonce,
     ack_target,
     ack_url,
     is_navigation,
 )
+from proxy_addons.shared_state import SharedReminders
+
+logger = logging.getLogger(__name__)
+
+OPTION = "socialgate_shared_state"
 
 _EXPIRED = b"This acknowledgement link has expired or is not yours. Reload the page.\n"
 
@@ -41,7 +59,18 @@ class ReminderDesk:
         self.store = store
         self.audit = audit
         self.clock = clock
-        self.reminders = Reminders()
+        self.reminders: ReminderState = Reminders()
+        self._failing = False  # the shared state failed; logged once until it works again
+
+    def _unavailable(self, e: StateUnavailable) -> None:
+        if not self._failing:
+            self._failing = True
+            logger.error("socialgate: shared reminder state unavailable, reminding: %s", e)
+
+    def _works(self) -> None:
+        if self._failing:
+            self._failing = False
+            logger.info("socialgate: shared reminder state available again")
 
     async def answer(
         self, flow: http.HTTPFlow, d: Decision, user: str, ref: str
@@ -55,7 +84,11 @@ class ReminderDesk:
             d = await self._acknowledge(flow, d, user)
             return None if d.allowed else d
         if self._due(flow, user):
-            self._show(flow, d, user, ref)
+            try:
+                self._show(flow, d, user, ref)
+            except StateUnavailable as e:
+                self._unavailable(e)
+                return replace(d, outcome=Outcome.BLOCKED, reason=Reason.ERROR)
             return None
         return d
 
@@ -68,12 +101,19 @@ class ReminderDesk:
             req.method, req.headers.get("accept", ""), req.headers.get("sec-fetch-dest")
         ):
             return False
-        return self.reminders.due(user, policy.reminder.every, self.clock())
+        try:
+            due = self.reminders.due(user, policy.reminder.every, self.clock())
+        except StateUnavailable as e:
+            self._unavailable(e)
+            return True
+        self._works()
+        return due
 
     def _show(self, flow: http.HTTPFlow, d: Decision, user: str, ref: str) -> None:
         """Answer with the code-of-conduct page instead; the request itself is not sent."""
         policy = self.store.require()
         nonce = self.reminders.issue(user, ref, self.clock())
+        self._works()
         page = reminder_page(
             policy,
             site=d.site or d.host,
@@ -96,7 +136,12 @@ class ReminderDesk:
     async def _acknowledge(self, flow: http.HTTPFlow, d: Decision, user: str) -> Decision:
         """Record the acknowledgement, then send the browser where it was going."""
         req = flow.request
-        pending = self.reminders.acknowledge(user, ack_nonce(req.path), self.clock())
+        now = self.clock()
+        try:
+            pending = self.reminders.acknowledge(user, ack_nonce(req.path), now)
+        except StateUnavailable as e:
+            self._unavailable(e)
+            return replace(d, outcome=Outcome.BLOCKED, reason=Reason.ERROR)
         if pending is None:
             flow.response = http.Response.make(
                 400,
@@ -110,11 +155,14 @@ class ReminderDesk:
             source_ip=flow_source(flow).ip,
             policy_sha256=self._policy_sha256(),
             reminder_ref=pending.ref,
-            now=self.clock(),
+            now=now,
         )
         d = await record_first(self.audit, record, d, "acknowledgement not recorded")
         if not d.allowed:
-            self.reminders.acknowledged.pop(user, None)
+            try:
+                self.reminders.withdraw(user, now)
+            except StateUnavailable as e:
+                self._unavailable(e)
             return d
         flow.response = http.Response.make(
             303,
@@ -126,3 +174,41 @@ class ReminderDesk:
     def _policy_sha256(self) -> str:
         policy = self.store.current
         return policy.sha256 if policy else ""
+
+
+class SharedState:
+    """The addon declaring ``socialgate_shared_state``: where the reminder desk keeps its
+    state (empty: in memory). The file is opened (created if absent, never its directory)
+    when the option is set; a path that cannot be used stops the start."""
+
+    def __init__(self, desk: ReminderDesk) -> None:
+        self.desk = desk
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            OPTION,
+            str,
+            "",
+            """
+            socialgate: SQLite file shared by every worker of this host for the
+            code-of-conduct reminder (who acknowledged when, the single-use acknowledge
+            links), created if absent. Empty: each process keeps its own, in memory.
+            """,
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if OPTION not in updated:
+            return
+        value = getattr(ctx.options, OPTION).strip()
+        current = getattr(self.desk.reminders, "path", None)
+        if value and current == pathlib.Path(value):
+            return
+        try:
+            state: ReminderState = SharedReminders(pathlib.Path(value)) if value else Reminders()
+        except StateUnavailable as e:
+            raise exceptions.OptionsError(f"{OPTION}={value}: {e}") from None
+        old, self.desk.reminders = self.desk.reminders, state
+        old.close()
+
+    def done(self) -> None:
+        self.desk.reminders.close()
