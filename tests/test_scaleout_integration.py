@@ -40,6 +40,7 @@ JSON = {"Accept": "application/json"}  # not a page load: no code-of-conduct rem
 # frequent checkpoints so that verify checks each worker's checkpoint file within seconds.
 CONFIG: dict[str, object] = {
     "socialgate_trusted_proxies": "127.0.0.1",  # the balancer, as docs/deploying.md says
+    "socialgate_shared_state": "",  # set per site: the host's reminder state (one file)
     "socialgate_audit_checkpoint_records": 20,
 }
 CLIENT_A, CLIENT_B = "127.0.0.2", "127.0.0.3"  # 127.0.0.2 is the policy's kiosk
@@ -47,7 +48,9 @@ CLIENT_A, CLIENT_B = "127.0.0.2", "127.0.0.3"  # 127.0.0.2 is the policy's kiosk
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, servers: Servers) -> Iterator[Site]:
-    s = Site(tmp_path_factory.mktemp("scaleout"), servers, workers=2, extra_config=CONFIG)
+    root = tmp_path_factory.mktemp("scaleout")
+    config = dict(CONFIG, socialgate_shared_state=str(root / "state" / "shared-state.sqlite"))
+    s = Site(root, servers, workers=2, extra_config=config)
     yield s
     s.stop()
 
@@ -201,6 +204,33 @@ def test_spoofed_forwarded_for_claims_nothing(site: Site, via: str) -> None:
     )
     assert status(raw) == 407  # who is asking is 127.0.0.3, and it has not said who it is
     assert not records_with(site, url__path="/spoofed", event__outcome="success")
+
+
+# -- one acknowledgement for the whole host ----------------------------------------------
+
+
+def page(site: Site, user: str, url: str) -> httpx.Response:
+    """A page load on a new connection through the balancer (any worker may serve it)."""
+    with client(site.port, user) as c:
+        return c.get(url, headers={"Accept": "text/html"})
+
+
+def test_acknowledgement_counts_on_every_worker(site: Site) -> None:
+    """Acknowledged once behind the balancer, the reminder is not shown again by any worker."""
+    first = page(site, "bob", "http://x.com/feed")
+    assert "Professional use only" in first.text
+    link = first.text.split('id="acknowledge" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert page(site, "bob", f"http://x.com{link}").status_code == 303
+    after = [page(site, "bob", f"http://x.com/after/{n}") for n in range(8)]
+    assert [r.text.split(":", 1)[0] for r in after] == ["upstream http"] * 8
+    time.sleep(0.5)
+    served = {
+        r["socialgate"]["chain"]["worker"]
+        for r in records_with(site, user__name="bob", event__action="request-allowed")
+        if r["url"]["path"].startswith("/after/")
+    }
+    assert served == {f"{HOSTNAME}-01", f"{HOSTNAME}-02"}
+    assert len(records_with(site, user__name="bob", event__action="reminder-acknowledged")) == 1
 
 
 # -- a worker killed under load ---------------------------------------------------------
