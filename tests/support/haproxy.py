@@ -29,9 +29,10 @@ def config(
     stats_socket: pathlib.Path,
     *,
     check_interval: str = "300ms",
+    source: str | None = None,
 ) -> str:
     """The deployed configuration for ``workers`` (ports on 127.0.0.1), listening on
-    127.0.0.1:``listen_port``."""
+    127.0.0.1:``listen_port``; ``source``: the address HAProxy connects to workers from."""
     out: list[str] = []
     for line in DEPLOYED.read_text().splitlines():
         words = line.strip()
@@ -39,6 +40,9 @@ def config(
             continue
         if words.startswith("bind "):
             line = f"    bind 127.0.0.1:{listen_port}"
+        elif words.startswith("balance ") and source is not None:
+            out += [line, f"    source {source}"]
+            continue
         elif words.startswith("default-server "):
             line = line.replace("inter 2s", f"inter {check_interval}")
         elif words == "global":
