@@ -143,16 +143,29 @@ def test_option_opens_the_file(tmp_path: pathlib.Path, parts: Parts) -> None:
     assert (tmp_path / "state.db").exists()
 
 
-def test_option_names_a_bad_path(tmp_path: pathlib.Path, parts: Parts) -> None:
-    """A bad path is an OptionsError naming the option and the path."""
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("missing/state.db", "directory .* does not exist"),
+        ("relative.db", "must be an absolute path"),
+    ],
+)
+def test_option_names_a_bad_path(
+    tmp_path: pathlib.Path, parts: Parts, monkeypatch: pytest.MonkeyPatch, bad: str, message: str
+) -> None:
+    """A bad path is an OptionsError naming the option and the path; nothing is created."""
+    monkeypatch.chdir(tmp_path)
     g, _, _ = parts
     addon = SharedState(g.reminder)
-    bad = tmp_path / "missing" / "state.db"
+    value = str(tmp_path / bad) if "/" in bad else bad
     with (
         taddons.context(addon) as tctx,
-        pytest.raises(exceptions.OptionsError, match=rf"socialgate_shared_state={bad}: "),
+        pytest.raises(
+            exceptions.OptionsError, match=rf"socialgate_shared_state={value}: {message}"
+        ),
     ):
-        tctx.configure(addon, socialgate_shared_state=str(bad))
+        tctx.configure(addon, socialgate_shared_state=value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_default_creates_nothing(tmp_path: pathlib.Path, parts: Parts) -> None:

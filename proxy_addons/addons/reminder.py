@@ -190,7 +190,7 @@ class SharedState:
             str,
             "",
             """
-            socialgate: SQLite file shared by every worker of this host for the
+            socialgate: SQLite file (absolute path) shared by every worker of this host for the
             code-of-conduct reminder (who acknowledged when, the single-use acknowledge
             links), created if absent. Empty: each process keeps its own, in memory.
             """,
@@ -203,6 +203,9 @@ class SharedState:
         current = getattr(self.desk.reminders, "path", None)
         if value and current == pathlib.Path(value):
             return
+        if value and not pathlib.Path(value).is_absolute():
+            # Never a file wherever the proxy happened to be started from.
+            raise exceptions.OptionsError(f"{OPTION}={value}: must be an absolute path")
         try:
             state: ReminderState = SharedReminders(pathlib.Path(value)) if value else Reminders()
         except StateUnavailable as e:

@@ -1,13 +1,14 @@
 """`socialgate audit`: verify the trail, search it, report on it.
 
 Commands come from their own modules so the integrity and investigation
-tools can grow apart: `audit_verify.py` and `audit_investigate.py`.
+tools can grow apart: `audit_verify.py`, `audit_investigate.py` and `audit_drift.py`.
 """
 
 from __future__ import annotations
 
 import click
 
+from proxy_addons.cli.audit_drift import register as register_drift
 from proxy_addons.cli.audit_investigate import register as register_investigate
 from proxy_addons.cli.audit_verify import register as register_verify
 
@@ -19,3 +20,4 @@ def audit() -> None:
 
 register_verify(audit)
 register_investigate(audit)
+register_drift(audit)

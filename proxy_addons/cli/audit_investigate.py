@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from proxy_addons.cli.audit_drift import warn_drift
 from proxy_addons.cli.common import configured_logs, policy_option, settings
 from proxy_addons.errors import ConfigError
 from proxy_addons.investigate import report as report_mod
@@ -227,7 +228,8 @@ def stats(
     fmt: str,
     suppress_below: int | None,
 ) -> None:
-    """Aggregate counts: blocked attempts, allowed requests, users, exemption holders."""
+    """Aggregate counts: blocked attempts, allowed requests, users, exemption holders
+    (and a warning on stderr if workers ran different policies at the same time)."""
     policy = _load_policy(policy_path, required=False)
     zone, zone_name = _zone(tz_name, policy)
     when = period(since, until, zone)
@@ -237,6 +239,7 @@ def stats(
     data = stats_mod.to_json(result, when, zone_name, suppress_below, len(reader.problems))
     with _quiet_broken_pipe():
         stats_mod.write(sys.stdout, data, fmt)
+    warn_drift(_logs(logs))
 
 
 @click.command("report")
