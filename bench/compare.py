@@ -35,6 +35,15 @@ class SideOptions(TypedDict, total=False):
 
 
 @dataclass(frozen=True)
+class SideTarget:
+    """The row of one side after the first in a comparison of three or more."""
+
+    suffix: str  # row key: <comparison key>-<suffix>
+    min_ratio: float | None
+    target: str
+
+
+@dataclass(frozen=True)
 class Comparison:
     key: str
     title: str
@@ -44,6 +53,7 @@ class Comparison:
     max_ratio: float | None = None
     rounds: int | None = None  # overrides the run's rounds (e.g. for very slow baselines)
     concurrency: int | None = None
+    per_side: tuple[SideTarget, ...] = ()  # sides[1:]'s own rows (default: -mid, -max)
 
 
 @dataclass

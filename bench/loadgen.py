@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +87,14 @@ def run_hey(
     concurrency: int,
     keepalive: bool = True,
     credentials: str | None = None,
-    proxy_pid: int,
+    proxy_pid: int | Sequence[int],
     log: Path | None = None,
 ) -> LoadResult:
-    """Drive ``url`` through the proxy for ``seconds``; return its rates and CPU shares."""
+    """Drive ``url`` through the proxy for ``seconds``; return its rates and CPU shares.
+
+    ``proxy_pid``: the proxy's process, or all of them (a balancer and its workers).
+    """
+    pids = [proxy_pid] if isinstance(proxy_pid, int) else list(proxy_pid)
     auth = f"{credentials}@" if credentials else ""
     cmd = [
         hey,
@@ -107,7 +112,7 @@ def run_hey(
     if not keepalive:
         cmd.append("-disable-keepalive")
     cmd.append(url)
-    proxy_before = cpu_seconds(proxy_pid)
+    proxy_before = sum(cpu_seconds(p) for p in pids)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -115,7 +120,7 @@ def run_hey(
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
-    proxy_after = cpu_seconds(proxy_pid)
+    proxy_after = sum(cpu_seconds(p) for p in pids)
     if log is not None:
         with log.open("a") as f:
             f.write(f"$ {' '.join(cmd)}\n{out}\n")

@@ -75,10 +75,16 @@ class Proxy:
     ready_seconds: float  # from exec to listening (includes policy load)
     log: Path
     extra: dict[str, str] = field(default_factory=dict)
+    also: list[int] = field(default_factory=list)  # processes behind it (a balancer's workers)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        """Every process whose CPU is this proxy's."""
+        return [self.proc.pid, *self.also]
 
 
 def start_mitmdump(

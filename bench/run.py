@@ -39,6 +39,8 @@ from bench.compare import Comparison, Side, SideOptions, SideResult, run_compari
 from bench.loadgen import BenchSetupError, LoadResult, ensure_hey, parse_hey, run_hey
 from bench.procs import REPO, Origin, Proxy, rss_mb, start_mitmdump, start_origin, stop
 from bench.report import INFO, MET, MISSED, NA, Row, machine, table
+from bench.scaleout import BALANCERS, start_balancer, worker_args
+from bench.scaleout import comparisons as scaleout_comparisons
 from bench.workload import (
     BENCH_PASSWORD,
     BENCH_USER,
@@ -78,6 +80,7 @@ BLOCKED = f"http://{BLOCKED_HOST}/"
 BLOCKED_TLS = f"https://{BLOCKED_HOST}/"
 CREDS = f"{BENCH_USER}:{BENCH_PASSWORD}"
 BARE = "bare mitmdump"
+SCALEOUT_POLICY = 1_000  # the scale-out workers' policy: the everyday list size
 SG = "socialgate"
 
 
@@ -206,6 +209,7 @@ def comparisons(cfg: Config) -> list[Comparison]:
             "within ±10 %",
             max_ratio=1.10,
         ),
+        *scaleout_comparisons(PLAIN, PLAIN_TLS, EXEMPT_TLS),
     ]
 
 
@@ -224,6 +228,8 @@ def proxy_args(key: str, work: Path) -> list[str]:
         return args + ([htpasswd] if key == "bare-auth" else [])
     if key.startswith("blocklist-"):
         return []  # rules are in the confdir's config.yaml
+    if key.startswith("sgw-"):  # a scale-out worker (bench/scaleout.py)
+        return worker_args(key, work, work / f"policy-{SCALEOUT_POLICY}" / "policy.yaml")
     size = key.removeprefix("sg-").removesuffix("-auth").removesuffix("-interval")
     args = [
         "-s",
@@ -256,14 +262,18 @@ class Bench:
 
     def prepare(self) -> tuple[Path, Path, Path]:
         ca, cert, key = make_upstream_certs(self.work, CERT_NAMES)
-        sizes = {*self.cfg.list_sizes, self.cfg.category_size}
+        sizes = {*self.cfg.list_sizes, self.cfg.category_size, SCALEOUT_POLICY}
         for size in sizes:
             write_policy(self.work / f"policy-{size}", size)
         write_htpasswd(self.work / "htpasswd")
         return ca, cert, key
 
     def start_proxies(self, origin: Origin, ca: Path) -> None:
-        keys = sorted({s.proxy for c in self.comps for s in c.sides})
+        wanted = sorted({s.proxy for c in self.comps for s in c.sides})
+        balancers = [k for k in wanted if k in BALANCERS]
+        # A balancer is started once its workers run (below), not by mitmdump.
+        keys = sorted({k for k in wanted if k not in BALANCERS} | {
+            w for b in balancers for w in BALANCERS[b]})  # fmt: skip
         if self.wanted("soak-rss"):
             keys = sorted({*keys, f"sg-{self.cfg.list_sizes[0]}"})
         for key in keys:
@@ -296,6 +306,13 @@ class Bench:
                 else:
                     self.failures[key] = got
                     print(f"bench: {key} did not start: {got}", file=sys.stderr)
+        for key in balancers:
+            try:
+                workers = [self.proxies[w] for w in BALANCERS[key]]
+                self.proxies[key] = start_balancer(key, workers, self.work)
+            except (KeyError, RuntimeError) as e:
+                self.failures[key] = f"{key}: {e}"
+                print(f"bench: {key} did not start: {e}", file=sys.stderr)
 
     # -- measurements ----------------------------------------------------------------
 
@@ -308,7 +325,7 @@ class Bench:
             concurrency=concurrency,
             keepalive=side.keepalive,
             credentials=side.credentials,
-            proxy_pid=proxy.pid,
+            proxy_pid=proxy.pids,
             log=self.load_log,
         )
 
@@ -332,6 +349,10 @@ class Bench:
         rows = []
         for i, res in enumerate(results[1:], 1):
             key = comp.key if len(results) == 2 else f"{comp.key}-{('mid', 'max')[i - 1]}"
+            min_ratio, target = comp.min_ratio, comp.target
+            if comp.per_side:
+                own = comp.per_side[i - 1]
+                key, min_ratio, target = f"{comp.key}-{own.suffix}", own.min_ratio, own.target
             scenario = comp.title
             problem = base.problem or res.problem
             if problem is None and (not base.runs or not res.runs):
@@ -345,7 +366,7 @@ class Bench:
                         base.side.label,
                         res.side.label,
                         "–",
-                        comp.target,
+                        target,
                         NA,
                         (why or problem)[:300],
                     )
@@ -353,10 +374,10 @@ class Bench:
                 continue
             ratio = res.median_rps / base.median_rps
             pairs = [b.rps / a.rps for a, b in zip(base.runs, res.runs, strict=False)]
-            ok = (comp.min_ratio is None or ratio >= comp.min_ratio) and (
+            ok = (min_ratio is None or ratio >= min_ratio) and (
                 comp.max_ratio is None or ratio <= comp.max_ratio
             )
-            verdict = INFO if comp.min_ratio is None else (MET if ok else MISSED)
+            verdict = INFO if min_ratio is None else (MET if ok else MISSED)
             notes = [
                 f"rounds {len(res.runs)}, per-round ratio {min(pairs):.3f}–{max(pairs):.3f}",
                 f"per proxy CPU-second {base.per_cpu_second:,.0f} / {res.per_cpu_second:,.0f} "
@@ -377,7 +398,7 @@ class Bench:
                     else f"{ratio:.3f}"
                     if ratio < 100
                     else f"{ratio:,.0f}",
-                    comp.target,
+                    target,
                     verdict,
                     "; ".join(notes),
                 )

@@ -29,6 +29,12 @@ RATIO_ROWS = [
     "category-vs-block-list",
     "list-size-mid",
     "list-size-max",
+    # Scale-out (bench/scaleout.py): HAProxy + 1 worker and + 2 workers against one direct.
+    *(
+        f"scaleout-{w}-{side}"
+        for w in ("plain-http", "https-passthrough-new-conn", "https-intercept-exempt")
+        for side in ("balancer", "two-workers")
+    ),
 ]
 OTHER_ROWS = ["policy-load-max", "rss-max", "soak-rss", "decide"]
 NUMBER = r"([0-9][0-9,]*(?:\.[0-9]+)?)"

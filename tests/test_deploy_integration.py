@@ -13,7 +13,6 @@ import json
 import os
 import pathlib
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -26,27 +25,20 @@ from tests.support.client import plain_get
 from tests.support.commented_policy import today
 from tests.support.policies import write_htpasswd
 from tests.support.proxy import BIN, ROOT, launch
+from tests.support.units import DEPLOY, UNIT_CONFDIR, environment, exec_start, service_argv
 
 pytestmark = pytest.mark.integration
 
-UNIT = ROOT / "deploy" / "socialgate.service"
-UNIT_CONFDIR = "/etc/socialgate"
+UNIT = DEPLOY / "socialgate.service"
 
 
 def unit_exec_start() -> list[str]:
     """ExecStart= of the unit, continuation lines joined, split as systemd would."""
-    text = UNIT.read_text().replace("\\\n", " ")
-    line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
-    return shlex.split(line.removeprefix("ExecStart="))
+    return exec_start(UNIT)
 
 
 def unit_environment() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in UNIT.read_text().splitlines():
-        if line.startswith("Environment="):
-            name, _, value = line.removeprefix("Environment=").partition("=")
-            env[name] = value
-    return env
+    return environment(UNIT)
 
 
 def snapshot(root: pathlib.Path) -> dict[str, tuple[int, int]]:
@@ -186,3 +178,50 @@ def test_one_installation_one_trail(tmp_path: pathlib.Path) -> None:
     assert data["integrity"]["ok"] is True
     assert [e["event"] for e in data["events"]] == ["exemption-revoked"]
     assert (case / "case.html").exists()
+
+
+# -- several workers per host: the template unit and the target -------------------------
+
+
+def unit_lines(name: str) -> list[str]:
+    return [x.strip() for x in (DEPLOY / name).read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "PartOf=socialgate.target",  # stop and restart reach every worker
+        "ReloadPropagatedFrom=socialgate.target",  # so does reload (PartOf= does not carry it)
+        "ExecReload=/bin/kill -HUP $MAINPID",  # reload is the policy re-read, never a restart
+        "WantedBy=socialgate.target",  # `systemctl enable socialgate@NN` joins the target
+        "Restart=on-failure",  # a killed worker comes back
+        "RestartPreventExitStatus=2",  # a bad configuration does not loop
+    ],
+)
+def test_worker_template_is_part_of_the_target(line: str) -> None:
+    """socialgate@.service ties every worker to socialgate.target for start, stop and reload."""
+    assert line in unit_lines("socialgate@.service")
+
+
+@pytest.mark.parametrize(
+    "own",
+    ["--listen-port", "--audit-log", "socialgate_audit_checkpoints=", "socialgate_audit_worker="],
+)
+def test_each_worker_has_its_own(own: str) -> None:
+    """Two instances differ in their port, audit log, checkpoint file and chain id."""
+    paths = {UNIT_CONFDIR: pathlib.Path("/etc/sg")}
+
+    def value(instance: str) -> str:
+        argv = service_argv(DEPLOY / "socialgate@.service", {"i": instance, "l": "h"}, paths)
+        i = next(n for n, a in enumerate(argv) if a.startswith(own))
+        return argv[i + 1] if own.startswith("--") else argv[i]
+
+    assert value("01") != value("02")
+    assert "01" in value("01")
+
+
+def test_worker_template_reads_the_shared_configuration() -> None:
+    """Every worker reads the one config.yaml (policy, keys, proxyauth) of the installation."""
+    argv = exec_start(DEPLOY / "socialgate@.service")
+    assert argv[1:4] == ["--confdir", UNIT_CONFDIR, "run"]
+    assert environment(DEPLOY / "socialgate@.service") == {"SOCIALGATE_CONFDIR": UNIT_CONFDIR}
