@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from proxy_addons.addons.audit_trail import AuditTrail
+from proxy_addons.addons.checkpoint_ship import CheckpointShipping
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.enforce import must_kill
 from proxy_addons.addons.gate import Gate
@@ -38,6 +39,7 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
     return [
         ProxyHeaders(),
         audit,
+        CheckpointShipping(audit),  # after the trail: its `done` sends the final checkpoint
         store,
         PolicyWatcher(store, audit),
         CredentialCache(),

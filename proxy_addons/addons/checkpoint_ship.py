@@ -1,0 +1,123 @@
+"""The addon that ships signed checkpoints off the host as they are made.
+
+``--set socialgate_checkpoint_syslog=unix:/dev/log`` (the local journal or rsyslog),
+``udp://collector:514`` or ``tcp://collector:6514``; empty (the default): no shipping.
+Every checkpoint the audit writer appends to its checkpoint file is then also sent as a
+syslog message by `proxy_addons.audit.ship.Shipper` (a bounded queue and a thread of its
+own: the writer thread is never held up by the network).
+
+A bad value is refused (OptionsError naming the option and value) before the proxy serves,
+and so is shipping asked for with no signing key (there would be nothing to ship). The
+shipper starts once the proxy runs, with the checkpoint file the trail opened; at shutdown
+it is closed after the trail, so the final checkpoint (written as the trail stops) is sent
+too. `snapshot` and `status_line` give its counts to a status display.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+from mitmproxy import ctx, exceptions
+
+from proxy_addons.addons.audit_trail import AuditTrail
+from proxy_addons.audit import checkpoints as cps
+from proxy_addons.audit.ship import OPTION, Shipper, Target, parse_target
+
+logger = logging.getLogger(__name__)
+
+CLOSE_SECONDS = 3.0  # at shutdown, how long queued checkpoints may still take to leave
+# What decides where checkpoints go (and so whether the shipper must be rebuilt).
+_WATCHED = {
+    OPTION,
+    "socialgate_audit_signing_key",
+    "socialgate_audit_checkpoints",
+    "socialgate_audit_log",
+}
+
+
+def configured_target(options: Any) -> Target | None:
+    """The shipping target the options name; OptionsError for a bad or useless value."""
+    value = getattr(options, OPTION)
+    try:
+        target = parse_target(value)
+    except ValueError as e:
+        raise exceptions.OptionsError(f"{OPTION}={value}: {e}") from None
+    if target is not None and not options.socialgate_audit_signing_key.strip():
+        raise exceptions.OptionsError(
+            f"{OPTION}={value}: no checkpoints to ship (socialgate_audit_signing_key is empty)"
+        )
+    return target
+
+
+class CheckpointShipping:
+    def __init__(self, audit: AuditTrail) -> None:
+        self.audit = audit
+        self.target: Target | None = None
+        self.shipper: Shipper | None = None
+        self._shipping: tuple[Target, pathlib.Path] | None = None
+        self._undo: Callable[[], None] | None = None
+        self._running = False
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            OPTION,
+            str,
+            "",
+            "socialgate: also send each signed checkpoint, as it is made, to syslog: "
+            "unix:/dev/log (local journal or rsyslog), udp://HOST:PORT or tcp://HOST:PORT "
+            "(RFC 5424, octet-counted); empty: no shipping.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & _WATCHED:
+            return
+        self.target = configured_target(ctx.options)
+        if self._running:
+            self._follow()
+
+    def running(self) -> None:
+        self._running = True
+        self._follow()
+
+    def done(self) -> None:
+        # After AuditTrail.done in the addon order: its final checkpoint is queued by now.
+        self._running = False
+        self._stop()
+
+    def _follow(self) -> None:
+        """Ship to the configured target from the trail's checkpoint file (if both exist)."""
+        config = self.audit.config
+        path = config.writer.checkpoints_path if config is not None else None
+        want = (self.target, path) if self.target is not None and path is not None else None
+        if want == self._shipping:
+            return
+        self._stop()
+        if want is None:
+            return
+        target, path = want
+        shipper = Shipper(target)
+        shipper.start()
+        self._undo = cps.ship_appends(path, shipper.offer)
+        self.shipper, self._shipping = shipper, want
+        logger.info("socialgate: shipping checkpoints of %s to %s", path, target)
+
+    def _stop(self) -> None:
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            undo()
+        shipper, self.shipper, self._shipping = self.shipper, None, None
+        if shipper is not None:
+            shipper.close(CLOSE_SECONDS)
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The shipping counts for a status file (None: not shipping)."""
+        shipper = self.shipper
+        return None if shipper is None else shipper.stats().as_dict()
+
+    def status_line(self) -> str:
+        """One line for ``STATUS=``: ``checkpoints to …: ok, 12 shipped, 0 pending, 0 dropped``."""
+        shipper = self.shipper
+        return "checkpoints not shipped" if shipper is None else shipper.stats().summary()
