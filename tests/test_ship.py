@@ -167,7 +167,7 @@ def test_collector_down_then_up_delivers_in_order(caplog: pytest.LogCaptureFixtu
     assert "Connection refused" in down.last_error
     assert shipped_numbers(octet_frames(collector.data)) == [1, 2, 3]
     failing = [r for r in caplog.records if "failing" in r.getMessage()]
-    assert len(failing) == 1 and failing[0].levelno == logging.WARNING
+    assert [r.levelno for r in failing] == [logging.WARNING]
     assert any("works again" in r.getMessage() for r in caplog.records)
     collector.close()
 

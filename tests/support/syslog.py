@@ -11,6 +11,7 @@ unit tests of the wire format; `TcpCollector` can be stopped and restarted on it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -196,16 +197,12 @@ class TcpCollector:
 
     def close(self) -> None:
         """Stop listening and drop every connection (a collector going down)."""
-        try:  # wakes the thread blocked in accept(): until then the port stays bound
+        with contextlib.suppress(OSError):  # wakes accept(): until then the port stays bound
             self.server.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.server.close()
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
 
 
@@ -214,7 +211,8 @@ def octet_frames(data: bytes) -> list[bytes]:
     frames: list[bytes] = []
     while data:
         length, space, rest = data.partition(b" ")
-        assert space and length.isdigit(), f"not octet-counted: {data[:40]!r}"
+        assert space, f"not octet-counted: {data[:40]!r}"
+        assert length.isdigit(), f"not octet-counted: {data[:40]!r}"
         n = int(length)
         assert len(rest) >= n, "torn frame"
         frames.append(rest[:n])
