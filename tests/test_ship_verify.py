@@ -7,7 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -67,7 +67,7 @@ def ship(
     return path
 
 
-def messages(items: list[object]) -> str:
+def messages(items: Sequence[object]) -> str:
     return "\n".join(str(i) for i in items)
 
 
