@@ -13,7 +13,14 @@ import pytest
 
 from proxy_addons.audit import checkpoints as cps
 from proxy_addons.audit.ship import Shipper, Target, local_format, parse_target, rfc5424
-from tests.support.syslog import DatagramCollector, TcpCollector, free_port, octet_frames, wait_for
+from tests.support.syslog import (
+    DatagramCollector,
+    TcpCollector,
+    free_port,
+    octet_frames,
+    refused_port,
+    wait_for,
+)
 
 BODY = {
     "@timestamp": "2026-11-25T10:00:00.123456Z", "worker": "proxy1:audit.jsonl", "n": 7,
@@ -190,24 +197,25 @@ def test_full_queue_drops_the_oldest() -> None:
 
 def test_offer_never_waits_for_the_network() -> None:
     """Handing over checkpoints while the collector is unreachable takes no time."""
-    shipper = Shipper(Target("tcp", "127.0.0.1", free_port(socket.SOCK_STREAM)))
-    shipper.start()
-    started = time.perf_counter()
-    for n in range(2000):
-        shipper.offer(body(n))
-    elapsed = time.perf_counter() - started
-    shipper.close(timeout=0)
+    with refused_port() as port:
+        shipper = Shipper(Target("tcp", "127.0.0.1", port))
+        shipper.start()
+        started = time.perf_counter()
+        for n in range(2000):
+            shipper.offer(body(n))
+        elapsed = time.perf_counter() - started
+        shipper.close(timeout=0)
     assert elapsed < 0.5
     assert shipper.stats().dropped == 2000 - shipper.stats().shipped
 
 
 def test_close_gives_up_after_its_deadline(caplog: pytest.LogCaptureFixture) -> None:
     """Closing with the collector away returns in time and counts what stayed unsent."""
-    shipper = Shipper(Target("tcp", "127.0.0.1", free_port(socket.SOCK_STREAM)))
-    shipper.start()
-    shipper.offer(body(1))
-    started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="proxy_addons.audit.ship"):
+    with refused_port() as port, caplog.at_level(logging.WARNING, "proxy_addons.audit.ship"):
+        shipper = Shipper(Target("tcp", "127.0.0.1", port))
+        shipper.start()
+        shipper.offer(body(1))
+        started = time.monotonic()
         shipper.close(timeout=1.0)
     assert time.monotonic() - started < 3
     stats = shipper.stats()

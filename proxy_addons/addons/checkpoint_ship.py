@@ -8,9 +8,10 @@ own: the writer thread is never held up by the network).
 
 A bad value is refused (OptionsError naming the option and value) before the proxy serves,
 and so is shipping asked for with no signing key (there would be nothing to ship). The
-shipper starts once the proxy runs, with the checkpoint file the trail opened; at shutdown
-it is closed after the trail, so the final checkpoint (written as the trail stops) is sent
-too. `snapshot` and `status_line` give its counts to a status display.
+shipper starts as soon as the option is set (the trail may sign its first checkpoint before
+the proxy listens) and follows the checkpoint file the trail opened; at shutdown it is
+closed after the trail, so the final checkpoint (written as the trail stops) is sent too.
+`snapshot` and `status_line` give its counts to a status display.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mitmproxy import ctx, exceptions
 
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.audit import checkpoints as cps
+from proxy_addons.audit.files import default_checkpoints_path
 from proxy_addons.audit.ship import OPTION, Shipper, Target, parse_target
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,18 @@ def configured_target(options: Any) -> Target | None:
     return target
 
 
+def checkpoints_path(options: Any) -> pathlib.Path | None:
+    """The checkpoint file the trail appends to, as `AuditTrail` derives it from the options."""
+    if not options.socialgate_audit_signing_key.strip():
+        return None
+    given = options.socialgate_audit_checkpoints.strip()
+    return (
+        pathlib.Path(given)
+        if given
+        else default_checkpoints_path(pathlib.Path(options.socialgate_audit_log))
+    )
+
+
 class CheckpointShipping:
     def __init__(self, audit: AuditTrail) -> None:
         self.audit = audit
@@ -59,7 +73,6 @@ class CheckpointShipping:
         self.shipper: Shipper | None = None
         self._shipping: tuple[Target, pathlib.Path] | None = None
         self._undo: Callable[[], None] | None = None
-        self._running = False
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -75,22 +88,21 @@ class CheckpointShipping:
         if not updated & _WATCHED:
             return
         self.target = configured_target(ctx.options)
-        if self._running:
-            self._follow()
+        # Now, not once running: the trail signs its first checkpoint as soon as it opens
+        # (before the proxy listens) when checkpoint_records is small.
+        self._follow(checkpoints_path(ctx.options))
 
     def running(self) -> None:
-        self._running = True
-        self._follow()
+        # The trail's own word for its checkpoint file, should it differ from the options'.
+        config = self.audit.config
+        self._follow(config.writer.checkpoints_path if config is not None else None)
 
     def done(self) -> None:
         # After AuditTrail.done in the addon order: its final checkpoint is queued by now.
-        self._running = False
         self._stop()
 
-    def _follow(self) -> None:
-        """Ship to the configured target from the trail's checkpoint file (if both exist)."""
-        config = self.audit.config
-        path = config.writer.checkpoints_path if config is not None else None
+    def _follow(self, path: pathlib.Path | None) -> None:
+        """Ship checkpoints appended to ``path`` to the configured target (if both exist)."""
         want = (self.target, path) if self.target is not None and path is not None else None
         if want == self._shipping:
             return
