@@ -17,14 +17,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-# The investigation report is checked in a real headless Chromium (Debian's package).
+# Debian packages the tests run for real: a headless Chromium (the investigation report) and
+# rsyslogd (checkpoints shipped to a syslog collector).
+SYSTEM_DEPS := chromium:chromium rsyslog:rsyslogd
+
 system-deps:
-	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do pkg=$${dep%%:*}; cmd=$${dep#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  echo "make: installing chromium (Debian) for the report browser test"; \
+	  echo "make: installing$$missing (Debian) for the tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium >/dev/null) || { echo "make: apt-get install chromium failed" >&2; exit 2; }; \
-	else echo "make: chromium is missing: install Debian's 'chromium' package (as root)" >&2; exit 2; fi
+	    --no-install-recommends $$missing >/dev/null) || { echo "make: apt-get install$$missing failed" >&2; exit 2; }; \
+	else echo "make: missing Debian packages:$$missing (install them as root)" >&2; exit 2; fi
 
 # `make run PORT=3128` (and HOST=…) to listen elsewhere.
 PORT ?= 8080
