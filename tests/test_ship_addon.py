@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from mitmproxy.test import taddons
 from proxy_addons.addons.audit_trail import AuditTrail
 from proxy_addons.addons.checkpoint_ship import CheckpointShipping
 from tests.support.audit_env import drop_mitmproxy_log_handlers, rec
-from tests.support.syslog import DatagramCollector, wait_for
+from tests.support.syslog import DatagramCollector, refused_port, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -115,3 +116,23 @@ def test_trail_checkpoints_are_shipped_and_counted(tmp_path: pathlib.Path) -> No
     assert snap is not None
     assert (snap["target"], snap["state"], snap["dropped"]) == (target, "ok", 0)
     assert line.startswith(f"checkpoints to {target}: ok, ")
+
+
+def test_retarget_never_holds_the_event_loop(tmp_path: pathlib.Path) -> None:
+    """Changing the target while the old collector is away returns at once; the old
+    shipper finishes (and gives up) in the background."""
+    audit = AuditTrail()
+    ship = CheckpointShipping(audit)
+    with refused_port() as port, taddons.context(audit, ship) as tctx:
+        tctx.configure(audit, **options(tmp_path))
+        tctx.configure(ship, socialgate_checkpoint_syslog=f"tcp://127.0.0.1:{port}")
+        old = ship.shipper
+        assert old is not None
+        old.offer({"n": 1})
+        started = time.monotonic()
+        tctx.configure(ship, socialgate_checkpoint_syslog="udp://127.0.0.1:9")
+        assert time.monotonic() - started < 0.5
+        snap = ship.snapshot()
+        assert snap is not None
+        assert snap["target"] == "udp://127.0.0.1:9"
+        ship.done()

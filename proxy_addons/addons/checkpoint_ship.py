@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -106,7 +107,7 @@ class CheckpointShipping:
         want = (self.target, path) if self.target is not None and path is not None else None
         if want == self._shipping:
             return
-        self._stop()
+        self._stop(wait=False)  # on the event loop: a collector that is away must not hold it
         if want is None:
             return
         target, path = want
@@ -116,13 +117,22 @@ class CheckpointShipping:
         self.shipper, self._shipping = shipper, want
         logger.info("socialgate: shipping checkpoints of %s to %s", path, target)
 
-    def _stop(self) -> None:
+    def _stop(self, *, wait: bool = True) -> None:
+        """Stop shipping; what is queued still gets `CLOSE_SECONDS` (``wait=False``: the old
+        shipper finishes in a thread of its own)."""
         undo, self._undo = self._undo, None
         if undo is not None:
             undo()
         shipper, self.shipper, self._shipping = self.shipper, None, None
-        if shipper is not None:
+        if shipper is None:
+            return
+        if wait:
             shipper.close(CLOSE_SECONDS)
+        else:
+            threading.Thread(
+                target=shipper.close, args=(CLOSE_SECONDS,), name="socialgate-ship-close",
+                daemon=True,
+            ).start()  # fmt: skip
 
     def snapshot(self) -> dict[str, Any] | None:
         """The shipping counts for a status file (None: not shipping)."""
