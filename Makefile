@@ -18,14 +18,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Debian packages the tests run for real: chromium (the investigation report is checked in a
-# headless browser) and haproxy (the scale-out test puts two workers behind it, as
-# deploy/haproxy.cfg does). Installed only when missing, so `make test` stays quick.
-SYSTEM_DEPS := chromium:chromium haproxy:/usr/sbin/haproxy
+# headless browser), haproxy (the scale-out test puts two workers behind it, as
+# deploy/haproxy.cfg does) and rsyslog (checkpoints shipped to a syslog collector). Installed
+# only when missing, so `make test` stays quick.
+SYSTEM_DEPS := chromium:chromium haproxy:haproxy rsyslog:rsyslogd
 
 system-deps:
-	@missing=""; for dep in $(SYSTEM_DEPS); do \
-	  pkg=$${dep%%:*}; cmd=$${dep#*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do pkg=$${dep%%:*}; cmd=$${dep#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  echo "make: installing$$missing (Debian) for the tests"; \

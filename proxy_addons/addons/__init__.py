@@ -14,6 +14,7 @@ from typing import Any
 from proxy_addons import hangup
 from proxy_addons.addons import script_errors
 from proxy_addons.addons.audit_trail import AuditTrail
+from proxy_addons.addons.checkpoint_ship import CheckpointShipping
 from proxy_addons.addons.credential_cache import CredentialCache
 from proxy_addons.addons.enforce import must_kill
 from proxy_addons.addons.forwarded import ForwardedFor
@@ -47,10 +48,12 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
     store = PolicyStore()
     gate = Gate(store, audit)
     watcher = PolicyWatcher(store, audit)
+    shipping = CheckpointShipping(audit)
     return [
         ForwardedFor(gate),
         ProxyHeaders(),
         audit,
+        shipping,  # after the trail: its `done` sends the final checkpoint
         store,
         watcher,
         CredentialCache(),
@@ -58,7 +61,7 @@ def make_addons(*, start_on_load: bool = True) -> list[Any]:
         gate,
         RawTcpGuard(gate),
         # Health after the audit trail and the store: it says READY only once both are up.
-        Health(store, watcher, audit),
+        Health(store, watcher, audit, shipping),
         SharedState(gate.reminder),
         # StartGuard last: it applies --set values once every socialgate option exists.
         StartGuard(store, audit, start_on_load=start_on_load),

@@ -27,6 +27,7 @@ from mitmproxy import ctx
 
 from proxy_addons import sdnotify
 from proxy_addons.addons.audit_trail import AuditTrail
+from proxy_addons.addons.checkpoint_ship import CheckpointShipping
 from proxy_addons.addons.policy_store import PolicyStore
 from proxy_addons.addons.policy_watcher import PolicyWatcher
 from proxy_addons.fileio import replace_file
@@ -52,10 +53,17 @@ def _ago(seconds: float) -> str:
 
 
 class Health:
-    def __init__(self, store: PolicyStore, watcher: PolicyWatcher, audit: AuditTrail) -> None:
+    def __init__(
+        self,
+        store: PolicyStore,
+        watcher: PolicyWatcher,
+        audit: AuditTrail,
+        shipping: CheckpointShipping | None = None,
+    ) -> None:
         self.store = store
         self.watcher = watcher
         self.audit = audit
+        self.shipping = shipping
         self.state = "starting"
         self.status_file: pathlib.Path | None = None
         self._task: asyncio.Task[None] | None = None
@@ -150,6 +158,8 @@ class Health:
                 "total": writer.lost_total if writer is not None else 0,
                 "by_action": lost_by,
             },
+            # None: checkpoints are not shipped (socialgate_checkpoint_syslog unset).
+            "checkpoint_shipping": self.shipping.snapshot() if self.shipping else None,
         }
 
     @staticmethod
@@ -176,6 +186,12 @@ class Health:
             + (f" ({audit['error']})" if audit["error"] else "")
         )
         parts.append(f"{snap['records_lost_since_start']['total']} records lost since start")
+        ship = snap.get("checkpoint_shipping")
+        if ship is not None:
+            parts.append(
+                f"checkpoints to {ship['target']} {ship['state']}: {ship['shipped']} shipped, "
+                f"{ship['pending']} pending, {ship['dropped']} dropped"
+            )
         return "; ".join(parts)
 
     def _publish(self, *fields: str) -> None:

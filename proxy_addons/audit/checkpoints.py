@@ -9,18 +9,30 @@ appended to (so it can be shipped off the host as it grows):
 ``n`` counts a worker's checkpoints (1, 2, 3 ...); the signature covers the
 canonical form of everything else. A checkpoint proves the chain reached
 ``seq`` with that hash, so a log that ends earlier was truncated.
+
+A process can also send every checkpoint it appends to a file elsewhere as it is
+made (`ship_appends`, used by the ``socialgate_checkpoint_syslog`` shipper). The
+verifier reads the checkpoint file itself and shipped copies of it (syslog files,
+journal exports: `read_checkpoint_file`) and checks them together
+(`gather_checkpoints`): a shipped copy may have lost or repeated checkpoints in
+transit (notes), but two checkpoints numbered alike that disagree are damage: one
+was rewritten after it left the host.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
+import itertools
 import json
+import logging
 import os
 import pathlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -36,6 +48,10 @@ from proxy_addons.audit.files import (  # re-exported: the AuditTrail addon impo
 )
 from proxy_addons.audit.keys import public_key_text
 from proxy_addons.audit.record import timestamp
+from proxy_addons.audit.shipped import checkpoint_in
+from proxy_addons.problems import Problem
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +64,7 @@ class Checkpoint:
     hash: str
     public_key: str
     signed_ok: bool
+    shipped: bool = False  # read from a syslog line, not a bare checkpoint line
 
 
 def sign(
@@ -96,12 +113,41 @@ def _locked_append(path: pathlib.Path) -> Iterator[int]:
         os.close(fd)
 
 
+Send = Callable[[dict[str, Any]], None]
+_shipping: dict[str, Send] = {}
+_shipping_lock = threading.Lock()
+
+
+def ship_appends(path: pathlib.Path, send: Send) -> Callable[[], None]:
+    """From now on, each checkpoint this process appends to ``path`` also goes to ``send``
+    (once fsynced; ``send`` must not block). Returns the undo."""
+    where = os.path.abspath(path)
+    with _shipping_lock:
+        _shipping[where] = send
+
+    def undo() -> None:
+        with _shipping_lock:
+            if _shipping.get(where) is send:
+                del _shipping[where]
+
+    return undo
+
+
 def append_checkpoint(path: pathlib.Path, body: dict[str, Any]) -> None:
-    """Append one signed checkpoint and fsync it (raises OSError)."""
+    """Append one signed checkpoint and fsync it (raises OSError), then ship it if asked."""
     data = (canonical(body) + "\n").encode("utf-8")
     with _locked_append(path) as fd:
         write_all(fd, data)
         os.fsync(fd)
+    if not _shipping:
+        return
+    with _shipping_lock:
+        send = _shipping.get(os.path.abspath(path))
+    if send is not None:
+        try:
+            send(body)
+        except Exception:  # shipping must never cost the trail its checkpoint
+            logger.exception("socialgate audit: cannot hand a checkpoint to the shipper")
 
 
 def last_checkpoint_number(path: pathlib.Path, worker: str) -> int:
@@ -123,41 +169,188 @@ def last_checkpoint_number(path: pathlib.Path, worker: str) -> int:
     return last
 
 
-def read_checkpoints(
-    path: pathlib.Path, trusted: Ed25519PublicKey | None
-) -> tuple[list[Checkpoint], list[tuple[int, str]]]:
-    """Parse a checkpoint file: (checkpoints, [(line, problem)]).
+@dataclass
+class CheckpointFile:
+    """One checkpoint file or shipped copy, read: what it holds and what is wrong with it."""
 
-    Without a ``trusted`` public key each checkpoint is checked against the key
-    it carries, and `verify` requires one key per worker.
+    path: pathlib.Path
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)
+    shipped: bool = False  # some line held its checkpoint inside a syslog line
+
+
+_MAX_SKIPPED_NOTES = 10  # per shipped file: a syslog file may hold other messages
+
+
+def _checkpoint(
+    path: pathlib.Path, lineno: int, body: dict[str, Any], trusted: Ed25519PublicKey | None
+) -> Checkpoint:
+    worker, n, seq = body["worker"], body["n"], body["seq"]
+    hash_, pub = body["hash"], body["public_key"]
+    if not (isinstance(worker, str) and isinstance(n, int) and isinstance(seq, int)):
+        raise ValueError("bad field types")
+    key = trusted or Ed25519PublicKey.from_public_bytes(bytes.fromhex(pub))
+    return Checkpoint(
+        str(path), lineno, worker, n, seq, str(hash_), str(pub), signature_valid(body, key)
+    )
+
+
+def read_checkpoint_file(path: pathlib.Path, trusted: Ed25519PublicKey | None) -> CheckpointFile:
+    """Parse a checkpoint file, or a syslog file / journal export holding shipped ones.
+
+    In a checkpoint file every line must be a checkpoint; in a shipped copy (any line
+    holds its checkpoint inside other text) lines without one are notes, not damage.
+    Without a ``trusted`` public key each checkpoint is checked against the key it
+    carries, and `gather_checkpoints` requires one key per worker. Raises OSError.
     """
-    out: list[Checkpoint] = []
-    problems: list[tuple[int, str]] = []
+    out = CheckpointFile(path)
+    others: list[tuple[int, str]] = []
     with path.open(encoding="utf-8", errors="replace", newline="\n") as fh:
         for lineno, raw in enumerate(fh, 1):
             if not raw.endswith("\n"):
-                problems.append((lineno, "torn last checkpoint line"))
+                others.append((lineno, "torn last checkpoint line"))
                 continue
+            text, wrapped = raw[:-1], False
             try:
-                body = parse_line(raw[:-1])
-                worker, n, seq = body["worker"], body["n"], body["seq"]
-                hash_, pub = body["hash"], body["public_key"]
-                if not (isinstance(worker, str) and isinstance(n, int) and isinstance(seq, int)):
-                    raise ValueError("bad field types")
-                key = trusted or Ed25519PublicKey.from_public_bytes(bytes.fromhex(pub))
+                body: dict[str, Any] | None = parse_line(text)
+            except ValueError as e:
+                body, wrapped, error = checkpoint_in(text), True, str(e)
+                if body is None:
+                    others.append((lineno, f"not a checkpoint: {error}"))
+                    continue
+            assert body is not None
+            try:
+                cp = _checkpoint(path, lineno, body, trusted)
             except (ValueError, KeyError, TypeError) as e:
-                problems.append((lineno, f"not a checkpoint: {e}"))
+                out.problems.append((lineno, f"not a checkpoint: {e}"))
                 continue
-            out.append(
-                Checkpoint(
-                    str(path),
-                    lineno,
-                    worker,
-                    n,
-                    seq,
-                    str(hash_),
-                    str(pub),
-                    signature_valid(body, key),
-                )
+            out.shipped = out.shipped or wrapped
+            out.checkpoints.append(dataclasses.replace(cp, shipped=True) if wrapped else cp)
+    if not out.shipped:
+        out.problems = sorted(out.problems + others)
+    else:
+        for lineno, message in others[:_MAX_SKIPPED_NOTES]:
+            out.notes.append((lineno, f"skipped: {message.removeprefix('not a checkpoint: ')}"))
+        if len(others) > _MAX_SKIPPED_NOTES:
+            out.notes.append(
+                (0, f"{len(others)} lines hold no checkpoint (first {_MAX_SKIPPED_NOTES} shown)")
             )
-    return out, problems
+    return out
+
+
+@dataclass
+class Gathered:
+    """Checkpoints of several files, cross-checked: per worker, by the seq they prove."""
+
+    by_worker: dict[str, dict[int, Checkpoint]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+    count: int = 0  # distinct checkpoints accepted
+
+
+def _ranges(numbers: list[int]) -> str:
+    parts: list[str] = []
+    for n in numbers:
+        if parts and parts[-1].split("-")[-1] == str(n - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{n}"
+        else:
+            parts.append(str(n))
+    return ", ".join(parts)
+
+
+def gather_checkpoints(paths: Sequence[pathlib.Path], trusted: Ed25519PublicKey | None) -> Gathered:
+    """Read checkpoint files and shipped copies and check them against each other.
+
+    A checkpoint file must number each worker's checkpoints 1, 2, 3 … in order; a shipped
+    copy may miss some or repeat them (syslog loses and repeats messages), which is a note.
+    Damage: a bad signature, another key than the worker's first (without ``trusted``), and
+    two checkpoints with one number that disagree (one was rewritten after it was shipped).
+    Raises OSError (with its ``filename``).
+    """
+    g = Gathered()
+    numbered: dict[str, dict[int, Checkpoint]] = {}
+    keys: dict[str, str] = {}
+    shipped_workers: set[str] = set()
+    for path in paths:
+        f = read_checkpoint_file(path, trusted)
+        g.problems.extend(Problem(str(path), line, msg) for line, msg in f.problems)
+        g.notes.extend(Problem(str(path), line, msg) for line, msg in f.notes)
+        last: dict[str, Checkpoint] = {}
+        for cp in f.checkpoints:
+            where = (cp.file, cp.line)
+            if not cp.signed_ok:
+                g.problems.append(Problem(*where, "checkpoint signature is not valid"))
+                continue
+            if trusted is None and keys.setdefault(cp.worker, cp.public_key) != cp.public_key:
+                g.problems.append(
+                    Problem(*where, f"checkpoint of {cp.worker!r} signed by a different key")
+                )
+                continue
+            before = last.get(cp.worker)
+            if f.shipped:
+                shipped_workers.add(cp.worker)
+            elif before is not None and (cp.n != before.n + 1 or cp.seq < before.seq):
+                what = (
+                    "missing before it"
+                    if cp.n > before.n + 1 and cp.seq >= before.seq
+                    else "signed out of order"
+                )
+                g.problems.append(
+                    Problem(
+                        *where,
+                        f"checkpoint {cp.n} (seq {cp.seq}) of {cp.worker!r} after checkpoint "
+                        f"{before.n} (seq {before.seq}): {what}",
+                    )
+                )
+            last[cp.worker] = cp
+            known = numbered.setdefault(cp.worker, {}).get(cp.n)
+            if known is None:
+                numbered[cp.worker][cp.n] = cp
+            elif (known.seq, known.hash) != (cp.seq, cp.hash):
+                g.problems.append(
+                    Problem(
+                        *where,
+                        f"checkpoint {cp.n} of {cp.worker!r} (seq {cp.seq}) disagrees with "
+                        f"{known.file}:{known.line} (seq {known.seq}): one of them was "
+                        "rewritten after the other was made",
+                    )
+                )
+    for worker in sorted(numbered):
+        ordered = [numbered[worker][n] for n in sorted(numbered[worker])]
+        g.count += len(ordered)
+        for a, b in itertools.pairwise(ordered):
+            if (a.shipped or b.shipped) and b.seq < a.seq:
+                g.problems.append(
+                    Problem(
+                        b.file,
+                        b.line,
+                        f"checkpoint {b.n} (seq {b.seq}) of {worker!r} proves less than "
+                        f"checkpoint {a.n} (seq {a.seq}) at {a.file}:{a.line}: signed out of order",
+                    )
+                )
+        if worker in shipped_workers:
+            have = set(numbered[worker])
+            missing = [n for n in range(1, max(have) + 1) if n not in have]
+            if missing:
+                g.notes.append(
+                    Problem(
+                        ordered[0].file,
+                        0,
+                        f"checkpoints {_ranges(missing)} of {worker!r} are in no file given "
+                        "(not shipped or lost in transit; the checkpoint file on the host has "
+                        "them)",
+                    )
+                )
+        by_seq = g.by_worker.setdefault(worker, {})
+        for cp in ordered:
+            by_seq.setdefault(cp.seq, cp)
+    return g
+
+
+def read_checkpoints(
+    path: pathlib.Path, trusted: Ed25519PublicKey | None
+) -> tuple[list[Checkpoint], list[tuple[int, str]]]:
+    """(checkpoints, [(line, problem)]) of one file; see `read_checkpoint_file`."""
+    f = read_checkpoint_file(path, trusted)
+    return f.checkpoints, f.problems

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
-from proxy_addons.audit.checkpoints import Checkpoint, read_checkpoints
+from proxy_addons.audit.checkpoints import Checkpoint, gather_checkpoints
 from proxy_addons.audit.files import is_compressed
 from proxy_addons.audit.files import series as series  # re-exported: documented library API
 from proxy_addons.audit.keys import load_public_key, load_secret
@@ -272,42 +272,15 @@ class _Walker:
 def _load_checkpoints(
     paths: Sequence[pathlib.Path], public_key_path: pathlib.Path | None, report: VerifyReport
 ) -> dict[str, dict[int, Checkpoint]]:
+    # Checkpoint files and shipped copies (syslog files) together: `gather_checkpoints`.
     trusted = load_public_key(public_key_path) if public_key_path else None
-    by_worker: dict[str, dict[int, Checkpoint]] = {}
-    last: dict[str, Checkpoint] = {}
-    for path in paths:
-        try:
-            checkpoints, bad = read_checkpoints(path, trusted)
-        except OSError as e:
-            raise AuditError(f"cannot read checkpoints {path}: {e.strerror}") from None
-        report.problems.extend(Problem(str(path), line, msg) for line, msg in bad)
-        for cp in checkpoints:
-            report.checkpoints += 1
-            where = (str(path), cp.line)
-            if not cp.signed_ok:
-                report.problems.append(Problem(*where, "checkpoint signature is not valid"))
-                continue
-            before = last.get(cp.worker)
-            if before is not None and cp.public_key != before.public_key and trusted is None:
-                report.problems.append(
-                    Problem(*where, f"checkpoint of {cp.worker!r} signed by a different key")
-                )
-                continue
-            if before is not None and (cp.n != before.n + 1 or cp.seq < before.seq):
-                what = (
-                    "missing before it"
-                    if cp.n > before.n + 1 and cp.seq >= before.seq
-                    else ("signed out of order")
-                )
-                report.problems.append(
-                    Problem(
-                        *where,
-                        f"checkpoint {cp.n} (seq {cp.seq}) of {cp.worker!r} after checkpoint "
-                        f"{before.n} (seq {before.seq}): {what}",
-                    )
-                )
-            last[cp.worker] = cp
-            by_worker.setdefault(cp.worker, {})[cp.seq] = cp
+    try:
+        gathered = gather_checkpoints(paths, trusted)
+    except OSError as e:
+        raise AuditError(f"cannot read checkpoints {e.filename}: {e.strerror}") from None
+    report.problems.extend(gathered.problems)
+    report.notes.extend(gathered.notes)
+    report.checkpoints += gathered.count
     if paths and trusted is None and report.checkpoints:
         report.notes.append(
             Problem(
@@ -317,7 +290,7 @@ def _load_checkpoints(
                 "give the trusted public key (--pubkey) for proof of origin",
             )
         )
-    return by_worker
+    return gathered.by_worker
 
 
 def verify_logs(

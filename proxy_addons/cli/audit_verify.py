@@ -47,8 +47,8 @@ def register(group: click.Group) -> None:
         "checkpoints",
         multiple=True,
         type=click.Path(path_type=pathlib.Path, exists=True, dir_okay=False),
-        help="Signed checkpoint file (repeatable; default: <log name>.checkpoints beside "
-        "each log).",
+        help="Signed checkpoint file, or a shipped copy: a syslog file or journal export "
+        "holding them (repeatable; default: <log name>.checkpoints beside each log).",
     )
     @click.option(
         "--key",
