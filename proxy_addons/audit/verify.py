@@ -12,6 +12,12 @@ being trustworthy. Notes are incidents the chain itself accounts for: a line
 torn by a crash mid-write followed by a recovery record, records abandoned
 when a write failed. After a problem the check re-synchronises on the next
 record, so one deleted line is one problem, not a cascade.
+
+Keys: format 1 records (no ``chain.epoch``) verify under the static chain key (``key_path``);
+format 2 records (forward-secure sealing) under the key of their epoch, derived from the
+verification seed (``seed_path``), and `verify_epochs.EpochTracker` checks their epochs.
+A purge (`purge.py`) leaves a verified ``purge`` record in the admin chain whose anchors say
+where each purged chain continues: it is proven from there on, and the purge is a note.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ from typing import IO, Any, cast
 
 from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
 from proxy_addons.audit.checkpoints import Checkpoint, read_checkpoints
-from proxy_addons.audit.files import is_compressed
+from proxy_addons.audit.epochs import KeySchedule, load_seed
+from proxy_addons.audit.files import is_compressed, live_name
 from proxy_addons.audit.files import series as series  # re-exported: documented library API
 from proxy_addons.audit.keys import load_public_key, load_secret
+from proxy_addons.audit.purge import anchors_of, scan_purges
+from proxy_addons.audit.verify_epochs import Anchor, EpochInfo, EpochTracker
 from proxy_addons.errors import AuditError
 from proxy_addons.paths import DEFAULT_KEY
 from proxy_addons.problems import Problem
@@ -47,6 +56,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
     forged: int = 0  # records whose HMAC does not match (all of them: the wrong key)
+    epochs: dict[str, list[EpochInfo]] = field(default_factory=dict)  # worker -> its epochs
+    format1: dict[str, int] = field(default_factory=dict)  # worker -> records of format 1
 
     @property
     def ok(self) -> bool:
@@ -60,13 +71,41 @@ class _Entry:
     error: str = ""
     torn: bool = False  # last line without its newline
     hmac_ok: bool = False
+    record: dict[str, Any] | None = None
+
+
+class Keys:
+    """The key of each record: the static key (format 1) or its epoch's, from the seed."""
+
+    def __init__(self, key: bytes | None, seed: bytes | None) -> None:
+        self.key, self.seed = key, seed
+        self._schedules: dict[str, KeySchedule] = {}
+
+    def of(self, chain: dict[str, Any]) -> bytes:
+        epoch = chain.get("epoch")
+        if epoch is None:
+            if self.key is None:
+                raise AuditError(
+                    f"records of worker {chain['worker']!r} are sealed with the static chain "
+                    "key (format 1): give it with --key"
+                )
+            return self.key
+        if self.seed is None:
+            raise AuditError(
+                f"records of worker {chain['worker']!r} are forward-sealed (epochs): give the "
+                "verification seed with --seed"
+            )
+        schedule = self._schedules.get(chain["worker"])
+        if schedule is None:
+            schedule = self._schedules[chain["worker"]] = KeySchedule(self.seed, chain["worker"])
+        return schedule.key(epoch)
 
 
 def _open(path: pathlib.Path) -> IO[bytes]:
     return cast(IO[bytes], gzip.open(path, "rb")) if is_compressed(path) else path.open("rb")
 
 
-def _entries(path: pathlib.Path, key: bytes) -> Iterator[_Entry]:
+def _entries(path: pathlib.Path, keys: Keys | None) -> Iterator[_Entry]:
     with _open(path) as fh:
         lineno = 0
         try:
@@ -80,8 +119,10 @@ def _entries(path: pathlib.Path, key: bytes) -> Iterator[_Entry]:
                 except (ValueError, UnicodeDecodeError) as e:
                     yield _Entry(lineno, None, str(e), torn)
                     continue
-                ok = hmac.compare_digest(record_hmac(key, record), chain["hash"])
-                yield _Entry(lineno, chain, hmac_ok=ok)
+                ok = keys is not None and hmac.compare_digest(
+                    record_hmac(keys.of(chain), record), chain["hash"]
+                )
+                yield _Entry(lineno, chain, hmac_ok=ok, record=record)
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
             # A damaged compressed file: what follows cannot be read, which is damage.
             yield _Entry(lineno + 1, None, f"cannot decompress further ({e})")
@@ -97,9 +138,9 @@ def _is_empty(path: pathlib.Path) -> bool:
         return False
 
 
-def _head(path: pathlib.Path, key: bytes) -> tuple[str, int] | None:
+def _head(path: pathlib.Path) -> tuple[str, int] | None:
     """(worker, seq) of the first record of a file, for ordering."""
-    for entry in _entries(path, key):
+    for entry in _entries(path, None):
         if entry.chain is not None:
             return entry.chain["worker"], entry.chain["seq"]
     return None
@@ -109,11 +150,18 @@ class _Walker:
     """Walks one worker's records in chain order."""
 
     def __init__(
-        self, worker: str, report: VerifyReport, checkpoints: dict[int, Checkpoint]
+        self,
+        worker: str,
+        report: VerifyReport,
+        checkpoints: dict[int, Checkpoint],
+        anchor: Anchor | None = None,
     ) -> None:
         self.worker = worker
         self.report = report
         self.checkpoints = checkpoints
+        self.epochs = EpochTracker(worker, self.problem, self.note)
+        self.anchor = anchor
+        self.purges: list[tuple[str, int, dict[str, Any]]] = []  # verified purge records
         self.matched: set[int] = set()
         self.seq = 0  # last accepted
         self.hash = GENESIS
@@ -121,6 +169,10 @@ class _Walker:
         self.recent: collections.OrderedDict[int, str] = collections.OrderedDict()
         self.pending_bad: tuple[str, _Entry] | None = None
         self.last_where = ("", 0)
+        self.skipped = 0  # records at or before the purge anchor, still present
+        if anchor is not None:
+            self.seq, self.hash, self.first = anchor.seq, anchor.hash, anchor.seq + 1
+            self.epochs.start_at(anchor)
 
     def problem(self, file: str, line: int, message: str) -> None:
         self.report.problems.append(Problem(file, line, message))
@@ -137,13 +189,16 @@ class _Walker:
         while len(self.recent) > _RECENT:
             self.recent.popitem(last=False)
 
-    def walk_file(self, path: pathlib.Path, key: bytes) -> None:
+    def walk_file(self, path: pathlib.Path, keys: Keys) -> None:
         name = str(path)
-        for entry in _entries(path, key):
+        for entry in _entries(path, keys):
             self.last_where = (name, entry.line)
             if entry.chain is None:
                 self.resolve_bad(breaks=False)
                 self.pending_bad = (name, entry)
+                continue
+            if self.anchor is not None and entry.chain["seq"] <= self.anchor.seq:
+                self.skipped += 1  # purged by the anchor's record: not part of the proof
                 continue
             self.report.records += 1
             self.record(name, entry, entry.chain)
@@ -214,6 +269,10 @@ class _Walker:
             self.note(file, line, f"seq {seq}: new segment ({brk.get('reason', '?')})")
         self.accept(seq, hash_)
         self.check_point(file, line, seq, hash_)
+        if entry.record is not None:
+            self.epochs.record(file, line, chain, entry.record)
+            if (entry.record.get("event") or {}).get("action") == "purge":
+                self.purges.append((file, line, entry.record))
 
     def break_record(self, file: str, line: int, seq: int, prev: str, brk: dict[str, Any]) -> None:
         reason = brk.get("reason", "?")
@@ -267,6 +326,26 @@ class _Walker:
             )
         if self.seq:
             self.report.workers[self.worker] = (self.first, self.seq)
+        self.epochs.finish()
+        self.report.epochs[self.worker] = self.epochs.epochs
+        if self.epochs.format1:
+            self.report.format1[self.worker] = self.epochs.format1
+        for e in self.epochs.epochs:
+            if e.late:
+                self.note(
+                    file, 0,
+                    f"worker {self.worker!r}: epoch {e.n} ({e.records} records, {e.first} to "
+                    f"{e.last}) was sealed late, at a restart after an unclean stop (a crash): "
+                    "its records were not sealed while the proxy was down",
+                )  # fmt: skip
+        if self.anchor is not None:
+            still = f" ({self.skipped} purged records still present, skipped)"
+            self.note(
+                self.anchor.where, 0,
+                f"worker {self.worker!r}: records up to seq {self.anchor.seq} were purged "
+                f"(retention); the chain is proven from seq {self.anchor.seq + 1}"
+                + (still if self.skipped else ""),
+            )  # fmt: skip
 
 
 def _load_checkpoints(
@@ -320,18 +399,31 @@ def _load_checkpoints(
     return by_worker
 
 
+def _is_admin(path: pathlib.Path) -> bool:
+    return live_name(path.name).startswith("admin-")
+
+
 def verify_logs(
     paths: Sequence[pathlib.Path],
     *,
     key_path: pathlib.Path | None = None,
     checkpoints_path: pathlib.Path | Sequence[pathlib.Path] | None = None,
     public_key_path: pathlib.Path | None = None,
+    seed_path: pathlib.Path | None = None,
 ) -> VerifyReport:
     """Check every given log file (any mix of workers and rotated files).
 
+    ``key_path``: the static chain key (format 1; default keys/audit-hmac.key when no seed
+    is given); ``seed_path``: the verification seed (format 2, forward-secure sealing).
     Raises `AuditError` for bad input (no key, unreadable file): the caller exits 2.
     """
-    key = load_secret(key_path or pathlib.Path(DEFAULT_KEY), "audit key")
+    seed = load_seed(seed_path) if seed_path is not None else None
+    key = (
+        load_secret(key_path or pathlib.Path(DEFAULT_KEY), "audit key")
+        if key_path is not None or seed is None
+        else None
+    )
+    keys = Keys(key, seed)
     report = VerifyReport()
     if checkpoints_path is None:
         cp_paths: list[pathlib.Path] = []
@@ -347,7 +439,7 @@ def verify_logs(
     series: dict[str, list[tuple[int, pathlib.Path]]] = {}
     for path in unique.values():
         try:
-            head = _head(path, key)
+            head = _head(path)
         except OSError as e:
             raise AuditError(f"cannot read audit log {path}: {e.strerror}") from None
         report.files += 1
@@ -359,11 +451,22 @@ def verify_logs(
             continue
         series.setdefault(head[0], []).append((head[1], path))
 
-    for worker in sorted(series):
-        walker = _Walker(worker, report, checkpoints.get(worker, {}))
+    # The admin chains first: their verified purge records anchor the chains they purged.
+    admin = {w for w, files in series.items() if any(_is_admin(p) for _, p in files)}
+    candidates = scan_purges([p for w in admin for _, p in series[w]])
+    anchors: dict[str, Anchor] = {}
+    for worker in sorted(series, key=lambda w: (w not in admin, w)):
+        anchor = candidates.get(worker) if worker in admin else anchors.get(worker)
+        walker = _Walker(worker, report, checkpoints.get(worker, {}), anchor)
         for _, path in sorted(series[worker], key=lambda item: item[0]):
-            walker.walk_file(path, key)
+            walker.walk_file(path, keys)
         walker.finish()
+        if walker.purges and worker in admin:
+            anchors.update(anchors_of(*walker.purges[-1]))
+        if anchor is not None and worker in admin and anchors.get(worker) != anchor:
+            report.problems.append(
+                Problem(anchor.where, 0, f"purge record anchoring {worker!r} does not verify")
+            )
     for worker in sorted(set(checkpoints) - set(series)):
         report.notes.append(
             Problem(

@@ -1,7 +1,7 @@
 """`socialgate audit`: verify the trail, search it, report on it.
 
 Commands come from their own modules so the integrity and investigation
-tools can grow apart: `audit_verify.py` and `audit_investigate.py`.
+tools can grow apart: `audit_verify.py`, `audit_purge.py` and `audit_investigate.py`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from proxy_addons.cli.audit_investigate import register as register_investigate
+from proxy_addons.cli.audit_purge import register as register_purge
 from proxy_addons.cli.audit_verify import register as register_verify
 
 
@@ -19,3 +20,4 @@ def audit() -> None:
 
 register_verify(audit)
 register_investigate(audit)
+register_purge(audit)
