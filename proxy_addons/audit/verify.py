@@ -308,8 +308,8 @@ class _Walker:
         self.resolve_bad(breaks=False, at_end=True)
         file, line = self.last_where
         for seq, cp in sorted(self.checkpoints.items()):
-            if seq in self.matched:
-                continue
+            if seq in self.matched or (self.anchor is not None and seq <= self.anchor.seq):
+                continue  # a checkpoint of purged records proves nothing about what is left
             if seq > self.seq:
                 self.problem(
                     file,

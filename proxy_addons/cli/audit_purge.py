@@ -83,4 +83,5 @@ def register(group: click.Group) -> None:
             seal_dir=seal_dir(),
         )
         purging.delete(plan)
-        click.echo(f"purged {len(plan.files)} files; purge record written to {admin_log}")
+        n = len(plan.files)
+        click.echo(f"purged {n} file{'' if n == 1 else 's'}; purge record written to {admin_log}")

@@ -131,6 +131,14 @@ class SealedEnv(Env):
         w.open(rec_now(0))
         return w
 
+    @contextmanager
+    def writing(self, **kw: Any) -> Iterator[ChainWriter]:
+        w = self.writer(**kw)
+        try:
+            yield w
+        finally:
+            w.close(rec_now(-1))
+
     def submit(self, w: ChainWriter, i: int) -> None:
         fut = w.submit(rec_now(i))
         assert fut is not None
