@@ -23,22 +23,22 @@ where each purged chain continues: it is proven from there on, and the purge is 
 from __future__ import annotations
 
 import collections
-import gzip
 import hmac
 import pathlib
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import Any
 
-from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
+from proxy_addons.audit.chain import GENESIS
 from proxy_addons.audit.checkpoints import Checkpoint, read_checkpoints
-from proxy_addons.audit.epochs import KeySchedule, load_seed
-from proxy_addons.audit.files import is_compressed, live_name
+from proxy_addons.audit.epochs import load_seed
+from proxy_addons.audit.files import live_name
 from proxy_addons.audit.files import series as series  # re-exported: documented library API
 from proxy_addons.audit.keys import load_public_key, load_secret
 from proxy_addons.audit.purge import anchors_of, scan_purges
 from proxy_addons.audit.verify_epochs import Anchor, EpochInfo, EpochTracker
+from proxy_addons.audit.verify_read import Entry, Keys, entries, is_empty
+from proxy_addons.audit.verify_read import head as head_of
 from proxy_addons.errors import AuditError
 from proxy_addons.paths import DEFAULT_KEY
 from proxy_addons.problems import Problem
@@ -64,88 +64,6 @@ class VerifyReport:
         return not self.problems
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    line: int
-    chain: dict[str, Any] | None  # None: the line is not a record
-    error: str = ""
-    torn: bool = False  # last line without its newline
-    hmac_ok: bool = False
-    record: dict[str, Any] | None = None
-
-
-class Keys:
-    """The key of each record: the static key (format 1) or its epoch's, from the seed."""
-
-    def __init__(self, key: bytes | None, seed: bytes | None) -> None:
-        self.key, self.seed = key, seed
-        self._schedules: dict[str, KeySchedule] = {}
-
-    def of(self, chain: dict[str, Any]) -> bytes:
-        epoch = chain.get("epoch")
-        if epoch is None:
-            if self.key is None:
-                raise AuditError(
-                    f"records of worker {chain['worker']!r} are sealed with the static chain "
-                    "key (format 1): give it with --key"
-                )
-            return self.key
-        if self.seed is None:
-            raise AuditError(
-                f"records of worker {chain['worker']!r} are forward-sealed (epochs): give the "
-                "verification seed with --seed"
-            )
-        schedule = self._schedules.get(chain["worker"])
-        if schedule is None:
-            schedule = self._schedules[chain["worker"]] = KeySchedule(self.seed, chain["worker"])
-        return schedule.key(epoch)
-
-
-def _open(path: pathlib.Path) -> IO[bytes]:
-    return cast(IO[bytes], gzip.open(path, "rb")) if is_compressed(path) else path.open("rb")
-
-
-def _entries(path: pathlib.Path, keys: Keys | None) -> Iterator[_Entry]:
-    with _open(path) as fh:
-        lineno = 0
-        try:
-            for lineno, raw in enumerate(fh, 1):
-                torn = not raw.endswith(b"\n")
-                try:
-                    if torn:
-                        raise ValueError("incomplete last line")
-                    record = parse_line(raw[:-1].decode("utf-8"))
-                    chain = chain_of(record)
-                except (ValueError, UnicodeDecodeError) as e:
-                    yield _Entry(lineno, None, str(e), torn)
-                    continue
-                ok = keys is not None and hmac.compare_digest(
-                    record_hmac(keys.of(chain), record), chain["hash"]
-                )
-                yield _Entry(lineno, chain, hmac_ok=ok, record=record)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-            # A damaged compressed file: what follows cannot be read, which is damage.
-            yield _Entry(lineno + 1, None, f"cannot decompress further ({e})")
-
-
-def _is_empty(path: pathlib.Path) -> bool:
-    if not is_compressed(path):
-        return path.stat().st_size == 0
-    try:
-        with gzip.open(path, "rb") as gz:
-            return not gz.read(1)
-    except (EOFError, gzip.BadGzipFile, zlib.error):
-        return False
-
-
-def _head(path: pathlib.Path) -> tuple[str, int] | None:
-    """(worker, seq) of the first record of a file, for ordering."""
-    for entry in _entries(path, None):
-        if entry.chain is not None:
-            return entry.chain["worker"], entry.chain["seq"]
-    return None
-
-
 class _Walker:
     """Walks one worker's records in chain order."""
 
@@ -167,7 +85,7 @@ class _Walker:
         self.hash = GENESIS
         self.first = 0
         self.recent: collections.OrderedDict[int, str] = collections.OrderedDict()
-        self.pending_bad: tuple[str, _Entry] | None = None
+        self.pending_bad: tuple[str, Entry] | None = None
         self.last_where = ("", 0)
         self.skipped = 0  # records at or before the purge anchor, still present
         if anchor is not None:
@@ -191,7 +109,7 @@ class _Walker:
 
     def walk_file(self, path: pathlib.Path, keys: Keys) -> None:
         name = str(path)
-        for entry in _entries(path, keys):
+        for entry in entries(path, keys):
             self.last_where = (name, entry.line)
             if entry.chain is None:
                 self.resolve_bad(breaks=False)
@@ -215,7 +133,7 @@ class _Walker:
         else:
             self.problem(file, bad.line, f"not a valid audit record: {bad.error}")
 
-    def record(self, file: str, entry: _Entry, chain: dict[str, Any]) -> None:
+    def record(self, file: str, entry: Entry, chain: dict[str, Any]) -> None:
         seq, prev, hash_ = chain["seq"], chain["prev"], chain["hash"]
         brk = chain.get("break")
         self.resolve_bad(breaks=brk is not None)
@@ -439,12 +357,12 @@ def verify_logs(
     series: dict[str, list[tuple[int, pathlib.Path]]] = {}
     for path in unique.values():
         try:
-            head = _head(path)
+            head = head_of(path)
         except OSError as e:
             raise AuditError(f"cannot read audit log {path}: {e.strerror}") from None
         report.files += 1
         if head is None:
-            empty = _is_empty(path)
+            empty = is_empty(path)
             (report.notes if empty else report.problems).append(
                 Problem(str(path), 0, "empty file" if empty else "no audit record in this file")
             )
