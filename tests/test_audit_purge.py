@@ -119,3 +119,14 @@ def test_future_date_is_refused(sg: Socialgate, trail: tuple[SealedEnv, str]) ->
     r = sg("audit", "purge", "--before", "2999-01-01")
     assert r.code == 2
     assert "--before 2999-01-01: in the future" in r.err
+
+
+def test_timer_unit_runs_a_valid_purge(sg: Socialgate, trail: tuple[SealedEnv, str]) -> None:
+    """The command deploy/socialgate-purge.service runs is accepted (here as a dry run)."""
+    unit = pathlib.Path(__file__).parent.parent / "deploy" / "socialgate-purge.service"
+    line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
+    argv = line.split()[1:]
+    confdir = argv.index("--confdir")
+    del argv[confdir : confdir + 2]  # the test's configuration: $SOCIALGATE_CONFDIR
+    r = sg(*argv, "--dry-run")
+    assert r.code == 0, r.err
