@@ -5,8 +5,8 @@
 For each fsync mode (and fsync=always with forward-secure sealing, ``always+seal``: records
 sealed under the current epoch's key, with 1 s epochs so keys step during the run):
 throughput with many requests waiting at once (what group commit is for), and the latency
-one allowed request waits for its record when alone (the worst case for fsync=always). DIR should be on the
-file system the proxy will log to: fsync cost is a property of the disk.
+one allowed request waits for its record when alone (the worst case for fsync=always).
+DIR should be on the file system the proxy will log to: fsync cost is a property of the disk.
 """
 
 from __future__ import annotations
