@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pathlib
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ import pytest
 from proxy_addons.audit.chain import GENESIS, canonical, record_hmac
 from proxy_addons.audit.epochs import KeySchedule
 from proxy_addons.audit.writer import ChainWriter, WriterConfig
+from proxy_addons.errors import AuditUnavailable
 from tests.support.audit_env import SealedEnv, rec_now
 
 Lines = list[str]
@@ -267,3 +270,30 @@ def test_sealed_log_without_seed_is_refused(made: SealedEnv) -> None:
 
     with pytest.raises(AuditError, match="--seed"):
         made.verify(seed_path=None, key_path=made.key_path)
+
+
+def test_failed_fsync_then_recovery_keeps_epochs_consistent(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records abandoned by a failed fsync are superseded: the epoch's seal does not count them."""
+    env = SealedEnv(tmp_path, epoch_seconds=0.5)
+    with env.writing(retry_seconds=0.05) as w:
+        env.submit(w, 1)
+        real = os.fsync
+
+        def failing(fd: int) -> None:
+            if fd == w._fd:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", failing)
+        with pytest.raises(AuditUnavailable, match="fsync-error"):
+            env.submit(w, 2)
+        monkeypatch.undo()
+        time.sleep(0.1)
+        env.submit(w, 3)
+        time.sleep(0.6)
+    report = env.verify(checkpoints_path=None)
+    assert report.ok, report.problems
+    assert any("superseded" in n.message for n in report.notes)
+    assert all(e.sealed for e in report.epochs["w1"])

@@ -217,10 +217,11 @@ class LiveFile:
 
     def _tail_ok(self, record: Record, chain: dict[str, Any]) -> bool:
         """Whether the last record of the log verifies (at open, before continuing it)."""
-        if self.config.seal_dir is None or (
-            self.config.worker and self.config.worker != chain["worker"]
-        ):  # format 1; or another worker's chain, which is moved aside unread
+        if self.config.seal_dir is None:  # format 1: one static key
             return hmac.compare_digest(record_hmac(self._key, record), chain["hash"])
+        if self.config.worker and self.config.worker != chain["worker"]:
+            return True  # another worker's chain: moved aside whole, not continued
+
         return tail_verifies(self._state_of(chain["worker"]), self._key, record, chain)
 
     def _epoch_end(self, state: EpochState) -> dt.datetime:

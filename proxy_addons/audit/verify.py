@@ -211,6 +211,7 @@ class _Walker:
         )
         for s in range(seq, self.seq + 1):
             self.recent.pop(s, None)
+        self.epochs.superseded(self.seq - seq + 1)
 
     def check_point(self, file: str, line: int, seq: int, hash_: str) -> None:
         cp = self.checkpoints.get(seq)

@@ -147,6 +147,11 @@ class EpochTracker:
             self.cur.first = self.cur.first or stamp
             self.cur.last = stamp
 
+    def superseded(self, n: int) -> None:
+        """The last ``n`` records were abandoned by a failed write: the seal does not count them."""
+        if self.cur is not None:
+            self.cur.records = max(0, self.cur.records - n)
+
     def _open(self, n: int) -> None:
         if self.cur is not None and self.cur not in self.epochs and self.cur.records:
             self.epochs.append(self.cur)  # an unsealed epoch (already reported)
