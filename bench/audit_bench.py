@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/audit_bench.py [--records N] [--dir DIR]
 
-For each fsync mode: throughput with many requests waiting at once (what
-group commit is for), and the latency one allowed request waits for its
-record when alone (the worst case for fsync=always). DIR should be on the
-file system the proxy will log to: fsync cost is a property of the disk.
+For each fsync mode (and fsync=always with forward-secure sealing, ``always+seal``: records
+sealed under the current epoch's key, with 1 s epochs so keys step during the run):
+throughput with many requests waiting at once (what group commit is for), and the latency
+one allowed request waits for its record when alone (the worst case for fsync=always).
+DIR should be on the file system the proxy will log to: fsync cost is a property of the disk.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 import tempfile
 import time
 
+from proxy_addons.audit import epochs
 from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
 from proxy_addons.audit.record import Access, Record, access_record
 from proxy_addons.audit.sink import Renderer
@@ -89,11 +91,16 @@ def main() -> None:
     print(
         f"build + seal + render only (no I/O): {per_sec:,.0f} records/s; {len(line)} bytes/record"
     )
-    print(f"{'fsync':<9} {'records/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for mode in FSYNC_MODES:
+    print(f"{'fsync':<12} {'records/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    seal_dir = base / "seal"
+    epochs.enrol(seal_dir, epochs.new_seed(), "bench-seal", "2026-01-01T00:00:00Z")
+    for mode in [*FSYNC_MODES, "always+seal"]:
+        sealed = mode.endswith("+seal")
         config = WriterConfig(
-            path=base / "logs" / f"audit-{mode}.jsonl", worker="", fsync=mode,
+            path=base / "logs" / f"audit-{mode}.jsonl", worker="bench-seal" if sealed else "",
+            fsync=mode.removesuffix("+seal"),
             checkpoints_path=base / "logs" / f"audit-{mode}.checkpoints",
+            seal_dir=seal_dir if sealed else None, epoch_seconds=1.0,
         )  # fmt: skip
         writer = ChainWriter(config, key, signing)
         writer.open(record())
@@ -106,7 +113,7 @@ def main() -> None:
         writer.close(record())
         ms = sorted(x * 1000 for x in lat)
         p99 = ms[int(len(ms) * 0.99) - 1]
-        print(f"{mode:<9} {rate:>11,.0f} {statistics.median(ms):>8.3f} {p99:>8.3f} {ms[-1]:>8.3f}")
+        print(f"{mode:<12} {rate:>11,.0f} {statistics.median(ms):>8.3f} {p99:>8.3f} {ms[-1]:>8.3f}")
 
 
 if __name__ == "__main__":

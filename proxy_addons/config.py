@@ -45,6 +45,7 @@ PATH_OPTIONS = (
     "socialgate_audit_signing_key",
     "socialgate_audit_checkpoints",
     "socialgate_audit_pseudonymise_key",
+    "socialgate_audit_seal_dir",
 )
 
 

@@ -15,6 +15,8 @@ DEFAULT_ADMIN_LOG = "logs/admin-audit.jsonl"
 DEFAULT_KEY = "keys/audit-hmac.key"
 DEFAULT_SIGNING_KEY = "keys/audit-signing.key"
 DEFAULT_PUBKEY = "keys/audit-signing.pub"
+# The verification seed of forward-secure sealing, in a case folder (never on the proxy host).
+DEFAULT_SEED = "keys/audit-verification.seed"
 
 
 def default_policy() -> str:

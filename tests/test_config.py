@@ -106,11 +106,14 @@ def test_init_is_idempotent_and_every_command_reads_the_config(
     shutil.copytree(ROOT / "policies" / "categories", conf / "categories")
     shutil.copy(ROOT / "policies" / "policy.yaml", conf / "policy.yaml")
     monkeypatch.setenv("SOCIALGATE_CONFDIR", str(conf))
-    first = sg("init", "--log-dir", str(logs))
+    seed = tmp_path / "offline" / "verification.seed"
+    seed.parent.mkdir()
+    first = sg("init", "--log-dir", str(logs), "--seed", str(seed))
     assert first.code == 0, first.err
     assert "SHA256:" in first.out
     made = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert (conf / "keys" / "audit-hmac.key").stat().st_mode & 0o777 == 0o600
+    assert seed.stat().st_mode & 0o777 == 0o600
+    assert len(list((logs / "seal").glob("*.state"))) == 2  # the proxy's and the admin chain
     assert (conf / "mitmproxy-ca-cert.pem").exists()
     assert (logs / "admin-audit.jsonl").read_bytes() == b""
     again = sg("init", "--log-dir", str(logs))
@@ -128,13 +131,14 @@ def test_init_is_idempotent_and_every_command_reads_the_config(
     assert list(elsewhere.iterdir()) == []
     assert sg("policy", "validate").code == 0
     assert sg("check", "--user", "carol", "https://www.facebook.com/").code == 0
-    v = sg("audit", "verify")
+    v = sg("audit", "verify", "--seed", str(seed))
     assert v.code == 0, v.out
-    assert "1 records" in v.out
+    assert "2 records" in v.out  # the grant and its epoch's seal
     assert "1 checkpoints" in v.out
     found = sg("audit", "search", "--format", "json")
     assert [json.loads(x)["event"]["action"] for x in found.out.splitlines()] == [
-        "exemption-granted"
+        "exemption-granted",
+        "epoch-sealed",
     ]
 
 

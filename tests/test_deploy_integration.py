@@ -102,7 +102,12 @@ def test_one_installation_one_trail(tmp_path: pathlib.Path) -> None:
 
     # IT: init once (twice: it is idempotent), then the service's own listen address.
     htpasswd = str(etc / "htpasswd")
-    init = ("--confdir", str(etc), "init", "--log-dir", str(logs), "--htpasswd", htpasswd)
+    seed = tmp_path / "offline" / "verification.seed"  # leaves the host: removable media
+    seed.parent.mkdir()
+    init = (
+        "--confdir", str(etc), "init", "--log-dir", str(logs), "--htpasswd", htpasswd,
+        "--seed", str(seed),
+    )  # fmt: skip
     out = cli(*init, cwd=home, env=env).stdout
     assert "SHA256:" in out
     cli(*init, cwd=home, env=env)
@@ -113,7 +118,8 @@ def test_one_installation_one_trail(tmp_path: pathlib.Path) -> None:
             "listen_port: 8080", "listen_port: 0"
         )
     )
-    assert files(logs) == {"admin-audit.jsonl"}
+    assert {f for f in files(logs) if not f.startswith("seal/")} == {"admin-audit.jsonl"}
+    assert len(list((logs / "seal").glob("*.state"))) == 2  # the proxy's, the admin chain's
 
     # The service, as the unit starts it: from an empty working directory.
     argv = unit_exec_start()
@@ -154,7 +160,7 @@ def test_one_installation_one_trail(tmp_path: pathlib.Path) -> None:
     # Every file created is one the configuration names.
     assert list(state.iterdir()) == []
     assert list(home.iterdir()) == []
-    assert files(logs) == {
+    assert {f for f in files(logs) if not f.startswith("seal/")} == {
         "audit.jsonl", "audit.checkpoints", "admin-audit.jsonl", "admin-audit.checkpoints",
     }  # fmt: skip
     assert files(etc) - set(before) == {"policy.yaml.lock"}  # the admins' edit lock
@@ -162,12 +168,12 @@ def test_one_installation_one_trail(tmp_path: pathlib.Path) -> None:
     # The investigator: copies of the logs and keys, no policy, no configuration.
     (case / "keys").mkdir(parents=True)
     shutil.copytree(logs, case / "logs")
-    shutil.copy(etc / "keys" / "audit-hmac.key", case / "keys")
+    shutil.copy(seed, case / "keys" / "audit-verification.seed")
     shutil.copy(etc / "keys" / "audit-signing.pub", case / "keys")
     verify = cli("audit", "verify", cwd=case, env=env)
     assert verify.stdout.startswith("intact:") or "\nintact:" in verify.stdout, verify.stdout
     assert "2 chains" in verify.stdout
-    assert re.search(r"admin-audit\.jsonl: seq 1-2", verify.stdout), verify.stdout
+    assert re.search(r"admin-audit\.jsonl: seq 1-4", verify.stdout), verify.stdout  # 2 sealed
     found = cli("audit", "search", "--format", "json", cwd=case, env=env)
     actions = [json.loads(line)["event"]["action"] for line in found.stdout.splitlines()]
     assert {"audit-started", "exemption-granted", "exemption-revoked"} <= set(actions)

@@ -27,7 +27,7 @@ import pytest
 from tests.support.client import proxy_auth, read_all, ref_of, status, tls_request
 from tests.support.haproxy import HAPROXY
 from tests.support.proxy import BIN
-from tests.support.scaleout import HOSTNAME, Site
+from tests.support.scaleout import HOSTNAME, Site, seed_path
 from tests.support.upstream import Servers
 
 pytestmark = [
@@ -334,7 +334,8 @@ def test_killed_worker_is_taken_out_and_its_chain_continues(
 def test_every_chain_verifies(site: Site) -> None:
     """`socialgate audit verify` over the installation's logs: both workers' chains intact."""
     res = subprocess.run(
-        [str(BIN / "socialgate"), "--confdir", str(site.etc), "audit", "verify"],
+        [str(BIN / "socialgate"), "--confdir", str(site.etc), "audit", "verify",
+         "--seed", str(seed_path(site.root))],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr

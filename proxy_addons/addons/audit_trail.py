@@ -27,6 +27,7 @@ from proxy_addons.audit.keys import (
     load_or_create_secret,
     load_or_create_signing_key,
     public_key_path,
+    sealing_static_key,
 )
 from proxy_addons.audit.pseudonym import Pseudonymiser
 from proxy_addons.audit.record import Record, event_record
@@ -44,6 +45,8 @@ _INT_OPTIONS = {
     "socialgate_audit_fsync_interval_ms": (1000, 1),
     "socialgate_audit_rotate_bytes": (100 * 1024 * 1024, 0),
     "socialgate_audit_rotate_seconds": (0, 0),
+    # Forward-secure sealing: a short epoch costs one record per epoch; 1 s is for tests.
+    "socialgate_audit_epoch_seconds": (900, 1),
 }
 _PATH_OPTIONS = {
     "socialgate_audit_log": (
@@ -74,6 +77,13 @@ _PATH_OPTIONS = {
         "",
         "chain id of this proxy process in the audit trail (empty: the one found in the log, "
         "else <hostname>:<log file name>); one per process writing its own log",
+    ),
+    "socialgate_audit_seal_dir": (
+        "",
+        "forward-secure sealing: writable directory of each worker's evolving chain key "
+        "(enrolled by `socialgate init`; the verification seed stays off the host); the key "
+        "steps every socialgate_audit_epoch_seconds and the old one is erased. Empty: one "
+        "static key (socialgate_audit_key), not forward-secure",
     ),
     "socialgate_audit_pseudonymise_key": (
         "",
@@ -118,6 +128,7 @@ def _config(options: Any) -> AuditConfig:
     signing = options.socialgate_audit_signing_key.strip()
     checkpoints = options.socialgate_audit_checkpoints.strip()
     pseudo = options.socialgate_audit_pseudonymise_key.strip()
+    seal_dir = options.socialgate_audit_seal_dir.strip()
     return AuditConfig(
         writer=WriterConfig(
             path=log,
@@ -133,6 +144,8 @@ def _config(options: Any) -> AuditConfig:
             ),
             checkpoint_records=options.socialgate_audit_checkpoint_records,
             checkpoint_seconds=float(options.socialgate_audit_checkpoint_seconds),
+            seal_dir=pathlib.Path(seal_dir) if seal_dir else None,
+            epoch_seconds=float(options.socialgate_audit_epoch_seconds),
         ),
         key=key,
         signing_key=pathlib.Path(signing) if signing else None,
@@ -270,7 +283,11 @@ class AuditTrail:
 
     def _open_writer(self, config: AuditConfig) -> None:
         try:
-            key = load_or_create_secret(config.key, "audit key")
+            key = (
+                load_or_create_secret(config.key, "audit key")
+                if config.writer.seal_dir is None
+                else sealing_static_key(config.key)
+            )
             signing = load_or_create_signing_key(config.signing_key) if config.signing_key else None
             pseudonymiser = (
                 Pseudonymiser(

@@ -7,6 +7,9 @@ the whole record *without* ``chain.hash``; ``prev`` is the previous record's
 is itself the canonical form of the complete record, so a reader can insist on
 byte equality: whitespace games and duplicate keys are alterations too.
 
+Format 2 (forward-secure sealing, `epochs.py`) adds ``chain.epoch``: the record is sealed
+under that epoch's key, not one key for ever. A chain without ``epoch`` is format 1.
+
 A record that starts a new segment after an incident (torn tail found at
 start, failed write or fsync, log file removed) also carries
 ``chain.break = {"reason", ...}``; see docs/audit-trail.md.
@@ -45,26 +48,43 @@ def record_hmac(key: bytes, record: Record) -> str:
 
 
 _UNSIGNED_CHAIN = '"chain":{"prev":"'
+_UNSIGNED_EPOCH = '"chain":{"epoch":'
 
 
-def sealed_line(key: bytes, record: Record) -> tuple[str, str]:
+def mac_of(key: bytes) -> hmac.HMAC:
+    """A keyed HMAC to copy per record (cheaper than keying a new one every time)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def sealed_line(key: bytes | hmac.HMAC, record: Record) -> tuple[str, str]:
     """The canonical line of ``record`` with ``chain.hash`` filled in, and that hash.
 
     ``record`` carries ``socialgate.chain`` without ``hash``. The HMAC input is the
     canonical text of exactly that record, and ``hash`` sorts first among the chain's
-    keys, so the line is that same text with ``"hash":"…",`` inserted after ``{``:
-    one serialisation per record instead of two. A quote is escaped inside JSON
-    strings, so the marker can only be the chain's own structure; a chain with
-    ``break`` (sorted before ``hash``) or any doubt takes the two-pass path.
+    keys (after ``epoch``, a number, in format 2), so the line is that same text with
+    ``"hash":"…",`` inserted there: one serialisation per record instead of two. A quote
+    is escaped inside JSON strings, so the marker can only be the chain's own structure;
+    a chain with ``break`` (sorted before ``hash``) or any doubt takes the two-pass path.
     """
     unsigned = canonical(record)
-    digest = hmac.new(key, unsigned.encode("utf-8"), hashlib.sha256).hexdigest()
-    at = unsigned.find(_UNSIGNED_CHAIN)
-    if at < 0 or unsigned.find(_UNSIGNED_CHAIN, at + 1) >= 0:
+    if isinstance(key, bytes):
+        digest = hmac.new(key, unsigned.encode("utf-8"), hashlib.sha256).hexdigest()
+    else:
+        mac = key.copy()
+        mac.update(unsigned.encode("utf-8"))
+        digest = mac.hexdigest()
+    marker = _UNSIGNED_CHAIN
+    at = unsigned.find(marker)
+    if at < 0:
+        marker = _UNSIGNED_EPOCH
+        at = unsigned.find(marker)
+    if at < 0 or unsigned.find(marker, at + 1) >= 0:
         ns = record[NAMESPACE]
         full = {**record, NAMESPACE: {**ns, CHAIN_KEY: {**ns[CHAIN_KEY], "hash": digest}}}
         return canonical(full), digest
     cut = at + len('"chain":{')
+    if marker is _UNSIGNED_EPOCH:
+        cut = unsigned.index(",", cut) + 1  # after the epoch number
     return f'{unsigned[:cut]}"hash":"{digest}",{unsigned[cut:]}', digest
 
 
@@ -99,6 +119,9 @@ def chain_of(record: Record) -> dict[str, Any]:
     seq = chain.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise ValueError("socialgate.chain.seq missing or not a positive integer")
+    epoch = chain.get("epoch")
+    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
+        raise ValueError("socialgate.chain.epoch not a non-negative integer")
     for name in ("prev", "hash"):
         value = chain.get(name)
         if not isinstance(value, str) or len(value) != 64:

@@ -141,3 +141,9 @@ def load_public_key(path: pathlib.Path) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(bytes.fromhex(data.decode("ascii").strip()))
     except (ValueError, UnsupportedAlgorithm, UnicodeDecodeError):
         raise AuditError(f"checkpoint public key {path} is not an Ed25519 public key") from None
+
+
+def sealing_static_key(path: pathlib.Path) -> bytes:
+    """With forward-secure sealing the static key only checks a format-1 tail being continued
+    (an upgrade); without the file, random bytes that match nothing (never generated)."""
+    return load_secret(path) if path.exists() else secrets.token_bytes(SECRET_BYTES)

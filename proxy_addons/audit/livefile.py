@@ -9,6 +9,12 @@ dropped the data: Linux reports the error once and then calls the pages
 clean). Recovery, tried every ``retry_seconds``, moves the failed file aside
 and starts a new segment: a record carrying ``socialgate.chain.break`` that
 links to the last record known to be written.
+
+Forward-secure sealing (``seal_dir`` set, `epochs.py`): records are sealed under the current
+epoch's key, kept in the worker's state file. At start the writer picks up where that state
+stands: an epoch that ended while the process was down (a crash) is sealed late, marked so,
+before the new ``audit-started``; a crash between a seal and its key step finishes the step.
+The timer that seals each epoch is in `upkeep.Upkeep`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import hmac
 import logging
 import os
 import pathlib
@@ -28,10 +35,18 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from proxy_addons.audit.chain import GENESIS
+from proxy_addons.audit.chain import GENESIS, record_hmac
 from proxy_addons.audit.durable import fsync_dir, write_all
+from proxy_addons.audit.epochs import EpochState, load_state, store_state, tail_verifies
 from proxy_addons.audit.files import last_rotation, rotated_name
-from proxy_addons.audit.record import Record, event_record, lost_records
+from proxy_addons.audit.record import (
+    EPOCH_SEALED,
+    Record,
+    epoch_sealed_record,
+    event_record,
+    lost_records,
+    timestamp,
+)
 from proxy_addons.audit.sink import Renderer
 from proxy_addons.audit.tail import Tail, read_tail
 from proxy_addons.errors import AuditError
@@ -54,6 +69,8 @@ class WriterConfig:
     checkpoint_records: int = 1000
     checkpoint_seconds: float = 60.0
     retry_seconds: float = 1.0
+    seal_dir: pathlib.Path | None = None  # forward-secure sealing: the epoch key states
+    epoch_seconds: float = 900.0
 
 
 def utc_now() -> dt.datetime:
@@ -103,6 +120,8 @@ class LiveFile:
         self.lost: Counter[str] = Counter()
         self.lost_total = 0  # sum of `lost`, readable from any thread
         self._lost_unreported: Counter[str] = Counter()
+        self._state: EpochState | None = None  # forward-secure sealing: the current epoch
+        self._epoch_due = 0.0  # clock() at which the current epoch is sealed
 
     def _count_lost(self, record: Record) -> None:
         event = record.get("event")
@@ -132,7 +151,7 @@ class LiveFile:
                     "give each proxy process its own socialgate_audit_log)"
                 ) from None
             st = os.fstat(fd)
-            tail = read_tail(self.path, self._key) if st.st_size else self._rotated_tail()
+            tail = read_tail(self.path, self._tail_ok) if st.st_size else self._rotated_tail()
         except BaseException:
             os.close(fd)
             raise
@@ -156,6 +175,8 @@ class LiveFile:
                 return
             self.worker = configured or tail.worker or self._default_worker
             self.seq, self.hash = tail.seq, tail.hash
+            if self.config.seal_dir is not None:
+                self._state_of(self.worker)
         prefix = b""
         brk: dict[str, Any] | None = None
         if tail.torn:
@@ -175,28 +196,119 @@ class LiveFile:
             brk = {**(brk or {}), "reason": reason, "error": error, "durable_seq": self.durable_seq}
             brk.update(lost_records(self._lost_unreported))
         first = dict(first)
-        if reason is None and tail.worker is not None and tail.action != "audit-stopped":
+        if reason is None and tail.worker is not None and not tail.stopped:
             first["socialgate"] = {**first.get("socialgate", {}), "previous_shutdown": "unclean"}
-        data, hash_ = self.render(first, self.seq + 1, self.hash, brk)
-        write_all(fd, prefix + data)
-        os.fsync(fd)
-        if not st.st_size:
+        if reason is None and self._state is not None:
+            late = self._resume_epoch(tail)
+            if late is not None:
+                self._write_direct(late, prefix, brk, fsync_dir_too=not st.st_size)
+                prefix, brk = b"", None
+                self._step_epoch(self._now())
+        self._write_direct(first, prefix, brk, fsync_dir_too=not st.st_size)
+        if reason is not None:
+            self._lost_unreported.clear()  # told by this break
+        self._opened_at = self._clock()
+        self._dirty_since = None
+
+    def _write_direct(
+        self, record: Record, prefix: bytes, brk: dict[str, Any] | None, *, fsync_dir_too: bool
+    ) -> None:
+        """Write one record at open (raises OSError): after a torn line, with its break."""
+        assert self._fd is not None
+        data, hash_ = self.render(record, self.seq + 1, self.hash, brk)
+        write_all(self._fd, prefix + data)
+        os.fsync(self._fd)
+        if fsync_dir_too:
             fsync_dir(self.path.parent)
         self.seq, self.hash = self.seq + 1, hash_
         self.durable_seq = self.seq
-        if reason is not None:
-            self._lost_unreported.clear()  # told by this break
         self._size += len(prefix) + len(data)
-        self._opened_at = self._clock()
-        self._dirty_since = None
+
+    # --- forward-secure sealing (epochs.py) --------------------------------
+
+    def _state_of(self, worker: str) -> EpochState:
+        """The worker's epoch state, loaded once; the renderer then seals under its key."""
+        assert self.config.seal_dir is not None
+        if self._state is None or self._state.worker != worker:
+            self._state = load_state(self.config.seal_dir, worker)
+            self._renderer.rekey(bytes(self._state.key), self._state.epoch)
+        return self._state
+
+    def _tail_ok(self, record: Record, chain: dict[str, Any]) -> bool:
+        """Whether the last record of the log verifies (at open, before continuing it)."""
+        if self.config.seal_dir is None:  # format 1: one static key
+            return hmac.compare_digest(record_hmac(self._key, record), chain["hash"])
+        if self.config.worker and self.config.worker != chain["worker"]:
+            return True  # another worker's chain: moved aside whole, not continued
+
+        return tail_verifies(self._state_of(chain["worker"]), self._key, record, chain)
+
+    def _epoch_end(self, state: EpochState) -> dt.datetime:
+        start = dt.datetime.fromisoformat(state.start)
+        return start + dt.timedelta(seconds=self.config.epoch_seconds)
+
+    def _resume_epoch(self, tail: Tail) -> Record | None:
+        """Pick up the stored epoch at start; the late seal to write first, if one is due."""
+        state = self._state
+        assert state is not None
+        assert self.config.seal_dir is not None
+        now = self._now()
+        if tail.epoch is None and self.seq and state.seq != self.seq:
+            # Sealing turned on under a format-1 chain: format 2 continues it from here.
+            state.seq, state.hash = self.seq, self.hash
+            store_state(self.config.seal_dir, state)
+        if tail.action == EPOCH_SEALED and tail.epoch == state.epoch:
+            self._step_epoch(now)  # a crash between a seal and its step: finish the step
+        elif self.seq == state.seq:
+            # Nothing written in this epoch (it began at a stop, or just now): it begins now.
+            state.start = timestamp(now)
+            store_state(self.config.seal_dir, state)
+        elif now >= self._epoch_end(state):
+            end = timestamp(self._epoch_end(state))
+            return epoch_sealed_record(
+                self.worker, self._seal_body(state, "restart", end), now=now, late=True
+            )
+        self._set_epoch_due(now)
+        return None
+
+    def _seal_body(self, state: EpochState, reason: str, end: str) -> dict[str, Any]:
+        count = self.seq - state.seq
+        return {
+            "n": state.epoch,
+            "start": state.start,
+            "end": end,
+            "records": count,
+            "first_seq": state.seq + 1 if count else None,
+            "last_hash": self.hash,
+            "reason": reason,
+        }
+
+    def _set_epoch_due(self, now: dt.datetime) -> None:
+        assert self._state is not None
+        left = (self._epoch_end(self._state) - now).total_seconds()
+        self._epoch_due = self._clock() + max(0.0, left)
+
+    def _step_epoch(self, now: dt.datetime) -> None:
+        """Move to the next epoch: its key replaces (and erases) the current one."""
+        assert self._state is not None
+        assert self.config.seal_dir is not None
+        new = self._state.stepped(start=timestamp(now), seq=self.seq, hash_=self.hash)
+        self._state = new
+        self._renderer.rekey(bytes(new.key), new.epoch)
+        self._set_epoch_due(now)
+        try:
+            store_state(self.config.seal_dir, new)
+        except AuditError as e:
+            # The chain goes on under the new key; a restart will refuse the stale state.
+            logger.critical("socialgate audit: %s: the previous epoch key is NOT erased", e)
 
     def _rotated_tail(self) -> Tail:
         """An empty live file (crash right after a rotation): continue from the newest rotated."""
         rotated = last_rotation(self.path)
         if rotated is None:
             return Tail(None, 0, GENESIS, None, b"")
-        tail = read_tail(rotated, self._key)
-        return Tail(tail.worker, tail.seq, tail.hash, tail.action, b"")
+        tail = read_tail(rotated, self._tail_ok)
+        return Tail(tail.worker, tail.seq, tail.hash, tail.action, b"", tail.epoch, tail.stopped)
 
     def _usable(self) -> bool:
         if self.broken and self._clock() >= self._retry_at:

@@ -412,3 +412,33 @@ def policy_reload_failed_record(
             ],
         },
     )
+
+
+# --- the trail's own integrity records (forward-secure sealing, retention) ----------------
+EPOCH_SEALED = "epoch-sealed"
+PURGE = "purge"
+
+
+def epoch_sealed_record(
+    worker: str, epoch: dict[str, Any], *, now: dt.datetime, late: bool = False
+) -> Record:
+    """The last record of an epoch, sealed under its key: ``epoch`` = {n, start, end, records,
+    first_seq, last_hash, reason}; ``late``: sealed at a restart, after the epoch's end."""
+    when = "late, at restart" if late else epoch["reason"]
+    return event_record(
+        EPOCH_SEALED,
+        f"epoch {epoch['n']} of {worker} sealed ({when}): {epoch['records']} records",
+        now=now, category=["process"], type_=["info"], socialgate={"epoch": epoch},
+    )  # fmt: skip
+
+
+def purge_record(purge: dict[str, Any], *, user: str, now: dt.datetime) -> Record:
+    """An admin removed rotated files past the retention period: ``purge`` = {before,
+    files, chains: {worker: anchor}}; verify proves what is left from each anchor on."""
+    return event_record(
+        PURGE,
+        f"audit files older than {purge['before']} purged by {user}: {len(purge['files'])} "
+        "files",
+        now=now, category=["configuration"], type_=["deletion"], user=user,
+        socialgate={"purge": purge},
+    )  # fmt: skip

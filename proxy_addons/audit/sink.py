@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from proxy_addons.audit.chain import CHAIN_KEY, NAMESPACE, sealed_line
+from proxy_addons.audit.chain import CHAIN_KEY, NAMESPACE, mac_of, sealed_line
 from proxy_addons.audit.record import Record
 
 _FORBIDDEN_KEYS = (
@@ -52,10 +52,19 @@ _REQUIRED = ("message", "event")  # what happened, in words and in ECS terms
 
 
 class Renderer:
-    """Seals records into a chain under one key and renders their lines."""
+    """Seals records into a chain and renders their lines.
 
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    Under one key for ever (format 1, ``epoch`` None), or under the key of the current
+    epoch (format 2, forward-secure sealing: `rekey` at each epoch step).
+    """
+
+    def __init__(self, key: bytes, epoch: int | None = None) -> None:
+        self._mac = mac_of(key)
+        self.epoch = epoch
+
+    def rekey(self, key: bytes, epoch: int) -> None:
+        """Seal from now on under ``key`` as epoch ``epoch`` (the old HMAC object is dropped)."""
+        self._mac, self.epoch = mac_of(key), epoch
 
     def render(
         self, record: Record, worker: str, seq: int, prev: str, brk: dict[str, Any] | None = None
@@ -66,12 +75,14 @@ class Renderer:
         ``KeyError`` for one without ``message`` or ``event``.
         """
         chain: dict[str, Any] = {"worker": worker, "seq": seq, "prev": prev}
+        if self.epoch is not None:
+            chain["epoch"] = self.epoch
         if brk is not None:
             chain["break"] = brk
         for name in _REQUIRED:
             if name not in record:
                 raise KeyError(name)
         sealed = {**record, NAMESPACE: {**(record.get(NAMESPACE) or {}), CHAIN_KEY: chain}}
-        line, hash_ = sealed_line(self._key, sealed)
+        line, hash_ = sealed_line(self._mac, sealed)
         forbid_secrets(line)  # on the final text: one pass, any depth
         return (line + "\n").encode("utf-8"), hash_

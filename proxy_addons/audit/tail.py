@@ -12,11 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
+from proxy_addons.audit.record import Record
 from proxy_addons.errors import AuditError
+
+# Says whether the last record verifies (forward-secure sealing: under the epoch's key).
+TailCheck = Callable[[Record, dict[str, Any]], bool]
 
 _TAIL_BYTES = 1 << 20  # a record is ~1 KB; the last complete one is within this
 
@@ -30,6 +35,8 @@ class Tail:
     hash: str
     action: str | None  # event.action of the last record
     torn: bytes  # an incomplete last line (crash mid-write), else b""
+    epoch: int | None = None  # chain.epoch of the last record (None: format 1)
+    stopped: bool = False  # the writer stopped cleanly (its last records say so)
 
     def torn_break(self) -> dict[str, Any]:
         """The ``chain.break`` of the record written after a torn last line."""
@@ -40,7 +47,7 @@ class Tail:
         }
 
 
-def read_tail(path: pathlib.Path, key: bytes) -> Tail:
+def read_tail(path: pathlib.Path, key: bytes | TailCheck) -> Tail:
     """The last record of an existing log (raises `AuditError` if it does not verify)."""
     with path.open("rb") as fh:
         size = fh.seek(0, os.SEEK_END)
@@ -67,7 +74,8 @@ def read_tail(path: pathlib.Path, key: bytes) -> Tail:
         raise AuditError(
             f"audit log {path}: its last record is not valid ({e}); move the file aside"
         ) from None
-    if record_hmac(key, record) != chain["hash"]:
+    ok = key(record, chain) if callable(key) else record_hmac(key, record) == chain["hash"]
+    if not ok:
         raise AuditError(
             f"audit log {path}: this log was sealed with another key (its last record does "
             "not verify under the audit key given): give the key it was written with "
@@ -75,4 +83,11 @@ def read_tail(path: pathlib.Path, key: bytes) -> Tail:
             "you hold verifies it, the log was altered"
         )
     action = record.get("event", {}).get("action")
-    return Tail(chain["worker"], chain["seq"], chain["hash"], action, torn)
+    ns = record.get("socialgate")
+    sealed = ns.get("epoch") if isinstance(ns, dict) else None
+    stopped = action == "audit-stopped" or (
+        action == "epoch-sealed" and isinstance(sealed, dict) and sealed.get("reason") == "shutdown"
+    )
+    return Tail(
+        chain["worker"], chain["seq"], chain["hash"], action, torn, chain.get("epoch"), stopped
+    )

@@ -7,6 +7,11 @@ wakes (`_timers`, at the deadline `_deadline` gives).
 Rotation renames the live file, never copies it: its last record is
 ``audit-rotated`` naming the new name (`files.rotated_name`), it is fsynced
 and checkpointed first, and the chain continues in a fresh live file.
+
+Forward-secure sealing: when an epoch's time is up (`_timers`, or before the next batch),
+`_seal_epoch` writes its ``epoch-sealed`` record under the epoch's key, whether or not
+anything was written in it (an idle epoch sealed is an idle period nobody can remove later),
+signs a checkpoint, and steps the key.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from proxy_addons.audit import checkpoints as cps
 from proxy_addons.audit.durable import fsync_dir
 from proxy_addons.audit.files import rotated_name
 from proxy_addons.audit.livefile import LiveFile
+from proxy_addons.audit.record import epoch_sealed_record, timestamp
 
 logger = logging.getLogger("proxy_addons.audit.writer")  # the writer thread's messages
 
@@ -37,6 +43,8 @@ class Upkeep(LiveFile):
                 deadlines.append(self._cp_at + self.config.checkpoint_seconds)
             if self.config.rotate_seconds and self._size:
                 deadlines.append(self._opened_at + self.config.rotate_seconds)
+            if self._state is not None:
+                deadlines.append(self._epoch_due)
         return min(deadlines) if deadlines else None
 
     def _timers(self) -> None:
@@ -60,6 +68,22 @@ class Upkeep(LiveFile):
             and now - self._cp_at >= self.config.checkpoint_seconds
         ):
             self._checkpoint()
+        self._maybe_seal()
+
+    def _maybe_seal(self) -> None:
+        if self._state is not None and not self.broken and self._clock() >= self._epoch_due:
+            self._seal_epoch("elapsed")
+
+    def _seal_epoch(self, reason: str) -> None:
+        """Seal the current epoch (``elapsed`` or ``shutdown``) and step to the next key."""
+        assert self._state is not None
+        now = self._now()
+        body = self._seal_body(self._state, reason, timestamp(now))
+        if not self._append_own(epoch_sealed_record(self.worker, body, now=now)):
+            return  # the file failed: sealed once it is writable again (the epoch is due)
+        if self._signing_key:
+            self._sign_checkpoint()
+        self._step_epoch(now)
 
     def _maybe_rotate(self) -> None:
         cfg = self.config

@@ -12,24 +12,33 @@ being trustworthy. Notes are incidents the chain itself accounts for: a line
 torn by a crash mid-write followed by a recovery record, records abandoned
 when a write failed. After a problem the check re-synchronises on the next
 record, so one deleted line is one problem, not a cascade.
+
+Keys: format 1 records (no ``chain.epoch``) verify under the static chain key (``key_path``);
+format 2 records (forward-secure sealing) under the key of their epoch, derived from the
+verification seed (``seed_path``), and `verify_epochs.EpochTracker` checks their epochs.
+A purge (`purge.py`) leaves a verified ``purge`` record in the admin chain whose anchors say
+where each purged chain continues: it is proven from there on, and the purge is a note.
 """
 
 from __future__ import annotations
 
 import collections
-import gzip
 import hmac
 import pathlib
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import Any
 
-from proxy_addons.audit.chain import GENESIS, chain_of, parse_line, record_hmac
+from proxy_addons.audit.chain import GENESIS
 from proxy_addons.audit.checkpoints import Checkpoint, gather_checkpoints
-from proxy_addons.audit.files import is_compressed
+from proxy_addons.audit.epochs import load_seed
+from proxy_addons.audit.files import live_name
 from proxy_addons.audit.files import series as series  # re-exported: documented library API
 from proxy_addons.audit.keys import load_public_key, load_secret
+from proxy_addons.audit.purge import anchors_of, scan_purges
+from proxy_addons.audit.verify_epochs import Anchor, EpochInfo, EpochTracker
+from proxy_addons.audit.verify_read import Entry, Keys, entries, is_empty
+from proxy_addons.audit.verify_read import head as head_of
 from proxy_addons.errors import AuditError
 from proxy_addons.paths import DEFAULT_KEY
 from proxy_addons.problems import Problem
@@ -47,80 +56,41 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
     forged: int = 0  # records whose HMAC does not match (all of them: the wrong key)
+    epochs: dict[str, list[EpochInfo]] = field(default_factory=dict)  # worker -> its epochs
+    format1: dict[str, int] = field(default_factory=dict)  # worker -> records of format 1
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    line: int
-    chain: dict[str, Any] | None  # None: the line is not a record
-    error: str = ""
-    torn: bool = False  # last line without its newline
-    hmac_ok: bool = False
-
-
-def _open(path: pathlib.Path) -> IO[bytes]:
-    return cast(IO[bytes], gzip.open(path, "rb")) if is_compressed(path) else path.open("rb")
-
-
-def _entries(path: pathlib.Path, key: bytes) -> Iterator[_Entry]:
-    with _open(path) as fh:
-        lineno = 0
-        try:
-            for lineno, raw in enumerate(fh, 1):
-                torn = not raw.endswith(b"\n")
-                try:
-                    if torn:
-                        raise ValueError("incomplete last line")
-                    record = parse_line(raw[:-1].decode("utf-8"))
-                    chain = chain_of(record)
-                except (ValueError, UnicodeDecodeError) as e:
-                    yield _Entry(lineno, None, str(e), torn)
-                    continue
-                ok = hmac.compare_digest(record_hmac(key, record), chain["hash"])
-                yield _Entry(lineno, chain, hmac_ok=ok)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-            # A damaged compressed file: what follows cannot be read, which is damage.
-            yield _Entry(lineno + 1, None, f"cannot decompress further ({e})")
-
-
-def _is_empty(path: pathlib.Path) -> bool:
-    if not is_compressed(path):
-        return path.stat().st_size == 0
-    try:
-        with gzip.open(path, "rb") as gz:
-            return not gz.read(1)
-    except (EOFError, gzip.BadGzipFile, zlib.error):
-        return False
-
-
-def _head(path: pathlib.Path, key: bytes) -> tuple[str, int] | None:
-    """(worker, seq) of the first record of a file, for ordering."""
-    for entry in _entries(path, key):
-        if entry.chain is not None:
-            return entry.chain["worker"], entry.chain["seq"]
-    return None
-
-
 class _Walker:
     """Walks one worker's records in chain order."""
 
     def __init__(
-        self, worker: str, report: VerifyReport, checkpoints: dict[int, Checkpoint]
+        self,
+        worker: str,
+        report: VerifyReport,
+        checkpoints: dict[int, Checkpoint],
+        anchor: Anchor | None = None,
     ) -> None:
         self.worker = worker
         self.report = report
         self.checkpoints = checkpoints
+        self.epochs = EpochTracker(worker, self.problem, self.note)
+        self.anchor = anchor
+        self.purges: list[tuple[str, int, dict[str, Any]]] = []  # verified purge records
         self.matched: set[int] = set()
         self.seq = 0  # last accepted
         self.hash = GENESIS
         self.first = 0
         self.recent: collections.OrderedDict[int, str] = collections.OrderedDict()
-        self.pending_bad: tuple[str, _Entry] | None = None
+        self.pending_bad: tuple[str, Entry] | None = None
         self.last_where = ("", 0)
+        self.skipped = 0  # records at or before the purge anchor, still present
+        if anchor is not None:
+            self.seq, self.hash, self.first = anchor.seq, anchor.hash, anchor.seq + 1
+            self.epochs.start_at(anchor)
 
     def problem(self, file: str, line: int, message: str) -> None:
         self.report.problems.append(Problem(file, line, message))
@@ -137,13 +107,16 @@ class _Walker:
         while len(self.recent) > _RECENT:
             self.recent.popitem(last=False)
 
-    def walk_file(self, path: pathlib.Path, key: bytes) -> None:
+    def walk_file(self, path: pathlib.Path, keys: Keys) -> None:
         name = str(path)
-        for entry in _entries(path, key):
+        for entry in entries(path, keys):
             self.last_where = (name, entry.line)
             if entry.chain is None:
                 self.resolve_bad(breaks=False)
                 self.pending_bad = (name, entry)
+                continue
+            if self.anchor is not None and entry.chain["seq"] <= self.anchor.seq:
+                self.skipped += 1  # purged by the anchor's record: not part of the proof
                 continue
             self.report.records += 1
             self.record(name, entry, entry.chain)
@@ -160,7 +133,7 @@ class _Walker:
         else:
             self.problem(file, bad.line, f"not a valid audit record: {bad.error}")
 
-    def record(self, file: str, entry: _Entry, chain: dict[str, Any]) -> None:
+    def record(self, file: str, entry: Entry, chain: dict[str, Any]) -> None:
         seq, prev, hash_ = chain["seq"], chain["prev"], chain["hash"]
         brk = chain.get("break")
         self.resolve_bad(breaks=brk is not None)
@@ -214,6 +187,10 @@ class _Walker:
             self.note(file, line, f"seq {seq}: new segment ({brk.get('reason', '?')})")
         self.accept(seq, hash_)
         self.check_point(file, line, seq, hash_)
+        if entry.record is not None:
+            self.epochs.record(file, line, chain, entry.record)
+            if (entry.record.get("event") or {}).get("action") == "purge":
+                self.purges.append((file, line, entry.record))
 
     def break_record(self, file: str, line: int, seq: int, prev: str, brk: dict[str, Any]) -> None:
         reason = brk.get("reason", "?")
@@ -234,6 +211,7 @@ class _Walker:
         )
         for s in range(seq, self.seq + 1):
             self.recent.pop(s, None)
+        self.epochs.superseded(self.seq - seq + 1)
 
     def check_point(self, file: str, line: int, seq: int, hash_: str) -> None:
         cp = self.checkpoints.get(seq)
@@ -249,8 +227,8 @@ class _Walker:
         self.resolve_bad(breaks=False, at_end=True)
         file, line = self.last_where
         for seq, cp in sorted(self.checkpoints.items()):
-            if seq in self.matched:
-                continue
+            if seq in self.matched or (self.anchor is not None and seq <= self.anchor.seq):
+                continue  # a checkpoint of purged records proves nothing about what is left
             if seq > self.seq:
                 self.problem(
                     file,
@@ -267,6 +245,26 @@ class _Walker:
             )
         if self.seq:
             self.report.workers[self.worker] = (self.first, self.seq)
+        self.epochs.finish()
+        self.report.epochs[self.worker] = self.epochs.epochs
+        if self.epochs.format1:
+            self.report.format1[self.worker] = self.epochs.format1
+        for e in self.epochs.epochs:
+            if e.late:
+                self.note(
+                    file, 0,
+                    f"worker {self.worker!r}: epoch {e.n} ({e.records} records, {e.first} to "
+                    f"{e.last}) was sealed late, at a restart after an unclean stop (a crash): "
+                    "its records were not sealed while the proxy was down",
+                )  # fmt: skip
+        if self.anchor is not None:
+            still = f" ({self.skipped} purged records still present, skipped)"
+            self.note(
+                self.anchor.where, 0,
+                f"worker {self.worker!r}: records up to seq {self.anchor.seq} were purged "
+                f"(retention); the chain is proven from seq {self.anchor.seq + 1}"
+                + (still if self.skipped else ""),
+            )  # fmt: skip
 
 
 def _load_checkpoints(
@@ -293,18 +291,31 @@ def _load_checkpoints(
     return gathered.by_worker
 
 
+def _is_admin(path: pathlib.Path) -> bool:
+    return live_name(path.name).startswith("admin-")
+
+
 def verify_logs(
     paths: Sequence[pathlib.Path],
     *,
     key_path: pathlib.Path | None = None,
     checkpoints_path: pathlib.Path | Sequence[pathlib.Path] | None = None,
     public_key_path: pathlib.Path | None = None,
+    seed_path: pathlib.Path | None = None,
 ) -> VerifyReport:
     """Check every given log file (any mix of workers and rotated files).
 
+    ``key_path``: the static chain key (format 1; default keys/audit-hmac.key when no seed
+    is given); ``seed_path``: the verification seed (format 2, forward-secure sealing).
     Raises `AuditError` for bad input (no key, unreadable file): the caller exits 2.
     """
-    key = load_secret(key_path or pathlib.Path(DEFAULT_KEY), "audit key")
+    seed = load_seed(seed_path) if seed_path is not None else None
+    key = (
+        load_secret(key_path or pathlib.Path(DEFAULT_KEY), "audit key")
+        if key_path is not None or seed is None
+        else None
+    )
+    keys = Keys(key, seed)
     report = VerifyReport()
     if checkpoints_path is None:
         cp_paths: list[pathlib.Path] = []
@@ -320,23 +331,34 @@ def verify_logs(
     series: dict[str, list[tuple[int, pathlib.Path]]] = {}
     for path in unique.values():
         try:
-            head = _head(path, key)
+            head = head_of(path)
         except OSError as e:
             raise AuditError(f"cannot read audit log {path}: {e.strerror}") from None
         report.files += 1
         if head is None:
-            empty = _is_empty(path)
+            empty = is_empty(path)
             (report.notes if empty else report.problems).append(
                 Problem(str(path), 0, "empty file" if empty else "no audit record in this file")
             )
             continue
         series.setdefault(head[0], []).append((head[1], path))
 
-    for worker in sorted(series):
-        walker = _Walker(worker, report, checkpoints.get(worker, {}))
+    # The admin chains first: their verified purge records anchor the chains they purged.
+    admin = {w for w, files in series.items() if any(_is_admin(p) for _, p in files)}
+    candidates = scan_purges([p for w in admin for _, p in series[w]])
+    anchors: dict[str, Anchor] = {}
+    for worker in sorted(series, key=lambda w: (w not in admin, w)):
+        anchor = candidates.get(worker) if worker in admin else anchors.get(worker)
+        walker = _Walker(worker, report, checkpoints.get(worker, {}), anchor)
         for _, path in sorted(series[worker], key=lambda item: item[0]):
-            walker.walk_file(path, key)
+            walker.walk_file(path, keys)
         walker.finish()
+        if walker.purges and worker in admin:
+            anchors.update(anchors_of(*walker.purges[-1]))
+        if anchor is not None and worker in admin and anchors.get(worker) != anchor:
+            report.problems.append(
+                Problem(anchor.where, 0, f"purge record anchoring {worker!r} does not verify")
+            )
     for worker in sorted(set(checkpoints) - set(series)):
         report.notes.append(
             Problem(

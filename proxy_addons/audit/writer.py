@@ -156,6 +156,7 @@ class ChainWriter(Upkeep):
 
     def _write_batch(self, items: list[Item]) -> None:
         if self.broken is None:
+            self._maybe_seal()  # a record waiting past its epoch's end goes in the next one
             self._maybe_rotate()
         if not self._usable():
             error = AuditUnavailable(f"audit log {self.path} cannot be written: {self.broken}")
@@ -216,7 +217,10 @@ class ChainWriter(Upkeep):
             self._reject(item, error)
 
     def _shutdown(self, stop: Stop) -> None:
-        if stop.record is not None and self._append_own(stop.record) and self._signing_key:
+        written = stop.record is not None and self._append_own(stop.record)
+        if written and self._state is not None:
+            self._seal_epoch("shutdown")  # signs the checkpoint; the stopped host holds k_n+1
+        elif written and self._signing_key:
             self._sign_checkpoint()
         elif not self.broken:
             self._sync()

@@ -32,7 +32,7 @@ from proxy_addons.investigate.filters import OUTCOMES, make_criteria
 from proxy_addons.investigate.progress import StderrConsole
 from proxy_addons.investigate.read import LogReader, Prefilter
 from proxy_addons.investigate.timeparse import Period, parse_zone, period
-from proxy_addons.paths import DEFAULT_KEY
+from proxy_addons.paths import DEFAULT_KEY, DEFAULT_SEED
 from proxy_addons.policy.model import Policy
 
 
@@ -291,7 +291,8 @@ def report(
     paths = _logs(logs)
     if key is None and pathlib.Path(settings().key).exists():
         key = pathlib.Path(settings().key)
-    integrity = report_mod.check_integrity(paths, key, checkpoints)
+    seed = pathlib.Path(DEFAULT_SEED)  # a case folder's copy of the verification seed
+    integrity = report_mod.check_integrity(paths, key, checkpoints, seed if seed.exists() else None)
     console = StderrConsole()
     criteria = make_criteria(users=(user,))
     reader = _reader(tuple(paths), when, criteria.prefilter(), console)

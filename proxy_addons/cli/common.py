@@ -43,6 +43,12 @@ def configured_logs() -> list[pathlib.Path]:
     return files
 
 
+def seal_dir() -> pathlib.Path | None:
+    """The configured epoch key state directory (forward-secure sealing), or None."""
+    value = settings().options.get("socialgate_audit_seal_dir")
+    return pathlib.Path(value) if isinstance(value, str) and value.strip() else None
+
+
 def from_settings(attribute: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     """A click callback: the value given, else the configured one (``Settings.<attribute>``)."""
 

@@ -30,6 +30,7 @@ from proxy_addons.cli.common import (
     from_settings,
     holder_text,
     policy_option,
+    seal_dir,
 )
 from proxy_addons.decide import Reason, exemption_verdict
 from proxy_addons.errors import AuditError, ConfigError
@@ -93,10 +94,13 @@ def audit_options[F: Callable[..., Any]](f: F) -> F:
     return f
 
 
-def check_keys(key: str, signing_key: str) -> None:
-    """The chain's keys exist and load: the CLI never generates keys (ConfigError, exit 2)."""
+def check_keys(key: str, signing_key: str, *, sealed: bool = False) -> None:
+    """The chain's keys exist and load: the CLI never generates keys (ConfigError, exit 2).
+
+    ``sealed``: forward-secure sealing, whose epoch key state `append_records` loads."""
     try:
-        load_secret(pathlib.Path(key), "audit key")
+        if not sealed:
+            load_secret(pathlib.Path(key), "audit key")
         if signing_key.strip():
             load_signing_key(pathlib.Path(signing_key))
     except AuditError as e:
@@ -157,7 +161,8 @@ def change_record(result: edit.EditResult, admin: str, now: dt.datetime) -> Reco
 def _committer(
     admin: str, audit_log: str, key: str, signing_key: str
 ) -> Callable[[edit.EditResult], None]:
-    check_keys(key, signing_key)  # before anything is edited
+    sealed_in = seal_dir()
+    check_keys(key, signing_key, sealed=sealed_in is not None)  # before anything is edited
 
     def commit(result: edit.EditResult) -> None:
         record = change_record(result, admin, dt.datetime.now(dt.UTC))
@@ -167,6 +172,7 @@ def _committer(
                 [record],
                 key_path=pathlib.Path(key),
                 signing_key_path=pathlib.Path(signing_key) if signing_key.strip() else None,
+                seal_dir=sealed_in,
             )
         except AuditError as e:
             raise AuditError(f"{e}; the policy file was left unchanged") from None

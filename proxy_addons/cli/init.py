@@ -8,18 +8,28 @@ the directories with their modes (and owner), the chain key and the checkpoint s
 confdir, an empty admin chain, and a check of the htpasswd file (mitmproxy reads only bcrypt
 entries). Without one, it prepares the defaults below the working directory (a checkout).
 Nothing that exists is overwritten; the proxy and the other commands never create keys.
+
+Forward-secure sealing (``socialgate_audit_seal_dir`` in the configuration, which a new
+``config.yaml`` names): `init` enrols each chain (the proxy's worker, the admin chain, and any
+``--worker``) with its epoch-0 key derived from the *verification seed*. The seed is read from
+``--seed FILE``, or created there (mode 0600) if the file does not exist; it may not be kept
+in the configuration, log or key-state directories the service reads. It must then leave the
+host: the investigators need it to verify, and whoever holds it can re-seal everything.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import pathlib
 import pwd
 import re
+import socket
 
 import click
 
+from proxy_addons.audit import epochs
 from proxy_addons.audit.keys import (
     load_or_create_secret,
     load_or_create_signing_key,
@@ -27,7 +37,7 @@ from proxy_addons.audit.keys import (
     public_key_text,
 )
 from proxy_addons.cli.common import settings
-from proxy_addons.config import CONFIG_NAME, find_confdir
+from proxy_addons.config import CONFIG_NAME, Settings, find_confdir
 from proxy_addons.errors import AuditError, ConfigError, PolicyError
 
 DEFAULT_LOG_DIR = "/var/log/socialgate"
@@ -46,6 +56,9 @@ def config_text(confdir: pathlib.Path, log_dir: pathlib.Path, htpasswd: str | No
         f"socialgate_admin_log: {log_dir / 'admin-audit.jsonl'}",
         f"socialgate_audit_key: {confdir / 'keys' / 'audit-hmac.key'}",
         f"socialgate_audit_signing_key: {confdir / 'keys' / 'audit-signing.key'}",
+        "# Forward-secure sealing: each chain's evolving key (the verification seed is kept",
+        "# off this host; see docs/audit-trail.md).",
+        f"socialgate_audit_seal_dir: {log_dir / 'seal'}",
         "listen_host: 0.0.0.0",
         "listen_port: 8080",
     ]
@@ -126,7 +139,27 @@ def fingerprint(public_hex: str) -> str:
     help="Proxy users (bcrypt htpasswd): checked, and named in a new config.yaml.",
 )
 @click.option("--owner", metavar="USER", help="The proxy's account: owns keys, CA and logs.")
-def init(log_dir: pathlib.Path, htpasswd: pathlib.Path | None, owner: str | None) -> None:
+@click.option(
+    "--seed",
+    "seed_path",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    help="Verification seed for forward-secure sealing: created here if absent (then move it "
+    "off the host), read to enrol chains if present. Not in the confdir or log directories.",
+)
+@click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    metavar="NAME",
+    help="Also enrol this worker's chain (another proxy process on this host; repeatable).",
+)
+def init(
+    log_dir: pathlib.Path,
+    htpasswd: pathlib.Path | None,
+    owner: str | None,
+    seed_path: pathlib.Path | None,
+    workers: tuple[str, ...],
+) -> None:
     """Create what the configuration names: directories, keys, the CA, the admin chain."""
     ctx = click.get_current_context()
     given = ctx.find_root().params.get("confdir")
@@ -154,11 +187,15 @@ def init(log_dir: pathlib.Path, htpasswd: pathlib.Path | None, owner: str | None
         click.echo(f"htpasswd {proxyauth[1:]}: {users} bcrypt user(s)")
     key = pathlib.Path(conf.key)
     _directory(key.parent, 0o700, uid_gid)
+    seal = conf.options.get("socialgate_audit_seal_dir")
     try:
-        existed = key.exists()
-        load_or_create_secret(key, "audit key")
-        _give(key, uid_gid)
-        click.echo(f"{'kept' if existed else 'created'} chain key {key} (mode 0600)")
+        if isinstance(seal, str) and seal.strip():
+            _enrol(pathlib.Path(seal), conf, confdir, seed_path, workers, uid_gid)
+        else:
+            existed = key.exists()
+            load_or_create_secret(key, "audit key")
+            _give(key, uid_gid)
+            click.echo(f"{'kept' if existed else 'created'} chain key {key} (mode 0600)")
         if conf.signing_key:
             signing = pathlib.Path(conf.signing_key)
             _directory(signing.parent, 0o700, uid_gid)
@@ -198,3 +235,71 @@ def init(log_dir: pathlib.Path, htpasswd: pathlib.Path | None, owner: str | None
     except PolicyError as e:
         raise ConfigError(f"policy {policy}: {e}") from None
     click.echo(f"policy {policy}: ok (sha256 {loaded.sha256})")
+
+
+def _worker_names(conf: Settings, extra: tuple[str, ...]) -> list[str]:
+    """The chains this host writes: the proxy's worker, the admin chain, and ``extra``."""
+    host = socket.gethostname()
+    proxy = conf.options.get("socialgate_audit_worker")
+    if not isinstance(proxy, str) or not proxy.strip():
+        proxy = f"{host}:{pathlib.Path(conf.audit_log).name}"
+    admin = f"{host}:{pathlib.Path(conf.admin_log).name}"
+    return list(dict.fromkeys([proxy.strip(), admin, *extra]))
+
+
+def _outside(path: pathlib.Path, places: list[pathlib.Path]) -> None:
+    where = path.absolute().resolve()
+    for place in places:
+        top = place.absolute().resolve()
+        if where == top or top in where.parents:
+            raise ConfigError(
+                f"--seed {path}: inside {place}, which the proxy host keeps; write the "
+                "verification seed elsewhere (removable media, or print it) and take it off "
+                "the host"
+            )
+
+
+def _enrol(
+    seal_dir: pathlib.Path,
+    conf: Settings,
+    confdir: pathlib.Path | None,
+    seed_path: pathlib.Path | None,
+    extra: tuple[str, ...],
+    owner: tuple[int, int] | None,
+) -> None:
+    """Create the epoch-0 key state of every chain not yet enrolled (needs the seed)."""
+    _directory(seal_dir, 0o700, owner)
+    names = _worker_names(conf, extra)
+    todo = [w for w in names if not epochs.state_path(seal_dir, w).exists()]
+    for w in names:
+        if w not in todo:
+            click.echo(f"kept epoch key state of {w!r} in {seal_dir}")
+    if not todo:
+        return
+    if seed_path is None:
+        raise ConfigError(
+            f"forward-secure sealing ({seal_dir}): give --seed FILE to create the verification "
+            f"seed (or to read it) and enrol {', '.join(repr(w) for w in todo)}"
+        )
+    places = [seal_dir, pathlib.Path(conf.audit_log).parent, pathlib.Path(conf.admin_log).parent]
+    _outside(seed_path, [*places, *([confdir] if confdir else [])])
+    if seed_path.exists():
+        seed = epochs.load_seed(seed_path)
+    else:
+        seed = epochs.new_seed()
+        try:
+            fd = os.open(seed_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise ConfigError(f"--seed {seed_path}: cannot create: {e.strerror}") from None
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(epochs.seed_text(seed))
+        click.echo(
+            f"created verification seed {seed_path} ({epochs.seed_fingerprint(seed)}): move it "
+            "off this host NOW (the investigators need it for 'audit verify --seed'; whoever "
+            "holds it can re-seal the whole trail)"
+        )
+    start = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for w in todo:
+        epochs.enrol(seal_dir, seed, w, start)
+        _give(epochs.state_path(seal_dir, w), owner)
+        click.echo(f"enrolled {w!r}: epoch key state in {seal_dir}")

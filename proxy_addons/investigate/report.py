@@ -57,17 +57,22 @@ class Integrity:
 
 
 def check_integrity(
-    paths: Sequence[pathlib.Path], key: pathlib.Path | None, checkpoints: pathlib.Path | None
+    paths: Sequence[pathlib.Path],
+    key: pathlib.Path | None,
+    checkpoints: pathlib.Path | None,
+    seed: pathlib.Path | None = None,
 ) -> Integrity:
     """Run `audit verify` on the logs, or say exactly why it was not run."""
     try:
         verify = importlib.import_module("proxy_addons.audit.verify")
     except ImportError:
         return Integrity(False, False, "integrity not verified: the verifier is not installed")
-    if key is None:
+    if key is None and seed is None:
         return Integrity(False, False, "integrity not verified: no chain key given (use --key)")
     try:
-        result = verify.verify_logs(list(paths), key_path=key, checkpoints_path=checkpoints)
+        result = verify.verify_logs(
+            list(paths), key_path=key, checkpoints_path=checkpoints, seed_path=seed
+        )
     except (AuditError, OSError) as e:
         return Integrity(False, False, f"integrity not verified: {e}")
     problems = tuple(f"{p.file}:{p.line}: {p.message}" for p in result.problems)

@@ -11,6 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from proxy_addons.audit import epochs
 from proxy_addons.audit.keys import load_or_create_secret, load_or_create_signing_key
 from proxy_addons.audit.record import Record, event_record
 from proxy_addons.audit.verify import VerifyReport, series, verify_logs
@@ -87,3 +88,65 @@ def drop_mitmproxy_log_handlers() -> None:
     for h in list(logging.getLogger().handlers):
         if isinstance(h, MitmLogHandler):
             h.uninstall()
+
+
+def rec_now(i: int, user: str = "alice") -> Record:
+    """A record stamped now (sealed epochs are bound to time)."""
+    return event_record(
+        "reminder-acknowledged", f"record {i}", now=dt.datetime.now(dt.UTC), category=["web"],
+        type_=["info"], user=user,
+    )  # fmt: skip
+
+
+class SealedEnv(Env):
+    """Env with forward-secure sealing: a seed kept apart, worker w1 enrolled in seal/."""
+
+    worker = "w1"
+
+    def __init__(self, root: pathlib.Path, epoch_seconds: float = 0.3) -> None:
+        super().__init__(root)
+        self.seed_path = root / "offline" / "verification.seed"
+        self.seed_path.parent.mkdir(parents=True, exist_ok=True)
+        self.seed = epochs.new_seed()
+        self.seed_path.write_text(epochs.seed_text(self.seed), encoding="ascii")
+        self.seal_dir = root / "logs" / "seal"
+        self.epoch_seconds = epoch_seconds
+        epochs.enrol(self.seal_dir, self.seed, self.worker, "2026-01-01T00:00:00.000000Z")
+
+    @property
+    def state_file(self) -> pathlib.Path:
+        return epochs.state_path(self.seal_dir, self.worker)
+
+    def state(self) -> epochs.EpochState:
+        return epochs.load_state(self.seal_dir, self.worker)
+
+    def config(self, **kw: Any) -> WriterConfig:
+        kw.setdefault("seal_dir", self.seal_dir)
+        kw.setdefault("epoch_seconds", self.epoch_seconds)
+        kw.setdefault("worker", self.worker)
+        return super().config(**kw)
+
+    def writer(self, **kw: Any) -> ChainWriter:
+        w = ChainWriter(self.config(**kw), self.key, self.signing, default_worker="w1")
+        w.open(rec_now(0))
+        return w
+
+    @contextmanager
+    def writing(self, **kw: Any) -> Iterator[ChainWriter]:
+        w = self.writer(**kw)
+        try:
+            yield w
+        finally:
+            w.close(rec_now(-1))
+
+    def submit(self, w: ChainWriter, i: int) -> None:
+        fut = w.submit(rec_now(i))
+        assert fut is not None
+        fut.result(timeout=10)
+
+    def verify(self, files: list[pathlib.Path] | None = None, **kw: Any) -> VerifyReport:
+        kw.setdefault("checkpoints_path", self.checkpoints if self.checkpoints.exists() else None)
+        kw.setdefault("public_key_path", self.pub_path)
+        kw.setdefault("seed_path", self.seed_path)
+        kw.setdefault("key_path", None)
+        return verify_logs(files or self.files(), **kw)

@@ -80,21 +80,29 @@ class Worker:
         return [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
 
 
+def seed_path(root: pathlib.Path) -> pathlib.Path:
+    """The verification seed `install` had init write: off the host (removable media)."""
+    return root / "offline" / "verification.seed"
+
+
 def install(
-    root: pathlib.Path, extra_config: dict[str, object]
+    root: pathlib.Path, extra_config: dict[str, object], workers: int
 ) -> tuple[pathlib.Path, pathlib.Path]:
     """`socialgate init` into root/etc (logs in root/log) with the test policy; returns both.
 
-    ``extra_config``: more config.yaml lines (the options every worker shares).
+    ``extra_config``: more config.yaml lines (the options every worker shares). The workers'
+    chains (``<host>-01`` …) are enrolled for forward-secure sealing, as docs/deploying.md says.
     """
     etc, logs = root / "etc", root / "log"
     etc.mkdir()
+    seed_path(root).parent.mkdir()
     write_policy(etc)
     write_htpasswd(etc)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIALGATE_")}
+    enrol = [a for n in range(1, workers + 1) for a in ("--worker", f"{HOSTNAME}-{n:02d}")]
     res = subprocess.run(
         [str(BIN / "socialgate"), "--confdir", str(etc), "init", "--log-dir", str(logs),
-         "--htpasswd", str(etc / "htpasswd")],
+         "--htpasswd", str(etc / "htpasswd"), "--seed", str(seed_path(root)), *enrol],
         cwd=root, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -110,7 +118,8 @@ class Site:
     def __init__(
         self, root: pathlib.Path, servers: Servers, workers: int, extra_config: dict[str, object]
     ) -> None:
-        self.etc, self.logs = install(root, extra_config)
+        self.root = root
+        self.etc, self.logs = install(root, extra_config, workers)
         state = root / "state"
         state.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIALGATE_")}
