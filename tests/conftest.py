@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.certs import UPSTREAM_NAMES, make_cert
 from tests.support.policies import write_htpasswd, write_policy
-from tests.support.proxy import Proxy, start_proxy
+from tests.support.proxy import Proxy, authenticating_proxy, start_proxy
 from tests.support.upstream import Servers
 from tests.support.wire import WireServers
 
@@ -66,14 +66,7 @@ def wire_proxy(
 ) -> Iterator[Proxy]:
     """A real mitmdump with socialgate whose every server connection goes to `wire`."""
     workdir = tmp_path_factory.mktemp("wire-proxy")
-    p = Proxy(
-        workdir,
-        policy_dir / "policy.yaml",
-        workdir / "audit.jsonl",
-        wire.http.port,
-        wire.https.port,
-        options=("--set", f"proxyauth=@{policy_dir / 'htpasswd'}"),
-    ).start()
+    p = authenticating_proxy(workdir, policy_dir, wire.http.port, wire.https.port)
     yield p
     p.stop()
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.client import proxy_auth, ref_of, status
 from tests.support.policies import KIOSK_IP
-from tests.support.proxy import Proxy
+from tests.support.proxy import Proxy, authenticating_proxy
 from tests.support.rawclient import read_until_closed
 from tests.support.wire import WireServers
 
@@ -34,19 +34,14 @@ def fwd_proxy(
 ) -> Iterator[Proxy]:
     """A real mitmdump that trusts 127.0.0.1's X-Forwarded-For, in front of `wire`."""
     workdir = tmp_path_factory.mktemp("fwd-proxy")
-    p = Proxy(
+    p = authenticating_proxy(
         workdir,
-        policy_dir / "policy.yaml",
-        workdir / "audit.jsonl",
+        policy_dir,
         wire.http.port,
         wire.https.port,
-        options=(
-            "--set",
-            f"proxyauth=@{policy_dir / 'htpasswd'}",
-            "--set",
-            f"socialgate_trusted_proxies={BALANCER}",
-        ),
-    ).start()
+        "--set",
+        f"socialgate_trusted_proxies={BALANCER}",
+    )
     yield p
     p.stop()
 

@@ -51,9 +51,13 @@ class Env:
         base.update(kw)
         return WriterConfig(**base)
 
+    def lifecycle(self, i: int) -> Record:
+        """The start (0) and stop (-1) records `writer` and `writing` use."""
+        return rec(i)
+
     def writer(self, **kw: Any) -> ChainWriter:
         w = ChainWriter(self.config(**kw), self.key, self.signing, default_worker="w1")
-        w.open(rec(0))
+        w.open(self.lifecycle(0))
         return w
 
     @contextmanager
@@ -62,7 +66,7 @@ class Env:
         try:
             yield w
         finally:
-            w.close(rec(-1))
+            w.close(self.lifecycle(-1))
 
     def write(self, n: int, **kw: Any) -> None:
         """Open, write n records (each waited for), close: n + 2 records with start/stop."""
@@ -126,18 +130,8 @@ class SealedEnv(Env):
         kw.setdefault("worker", self.worker)
         return super().config(**kw)
 
-    def writer(self, **kw: Any) -> ChainWriter:
-        w = ChainWriter(self.config(**kw), self.key, self.signing, default_worker="w1")
-        w.open(rec_now(0))
-        return w
-
-    @contextmanager
-    def writing(self, **kw: Any) -> Iterator[ChainWriter]:
-        w = self.writer(**kw)
-        try:
-            yield w
-        finally:
-            w.close(rec_now(-1))
+    def lifecycle(self, i: int) -> Record:
+        return rec_now(i)  # sealed epochs are bound to time: records dated now
 
     def submit(self, w: ChainWriter, i: int) -> None:
         fut = w.submit(rec_now(i))

@@ -59,6 +59,20 @@ def launch(
     return proc, output, port
 
 
+def terminate(proc: subprocess.Popen[str] | None, grace: float) -> int | None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; the exit status (None: never started)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class Proxy:
     def __init__(
         self,
@@ -138,16 +152,7 @@ class Proxy:
         return self
 
     def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc, 10)
 
     def url(self, user: str | None = None, password: str = "Corr3ct-Horse-Battery") -> str:
         auth = f"{user}:{password}@" if user else ""
@@ -199,4 +204,19 @@ def start_proxy(
         servers.https.port,
         via=via,
         options=("--set", f"proxyauth=@{policy_dir / 'htpasswd'}", *options),
+    ).start()
+
+
+def authenticating_proxy(
+    workdir: pathlib.Path, policy_dir: pathlib.Path, http_port: int, https_port: int, *extra: str
+) -> Proxy:
+    """A started mitmdump with socialgate and proxy auth (the test htpasswd) in front of the
+    upstreams at those ports; ``extra``: more mitmdump arguments (``--set …``)."""
+    return Proxy(
+        workdir,
+        policy_dir / "policy.yaml",
+        workdir / "audit.jsonl",
+        http_port,
+        https_port,
+        options=("--set", f"proxyauth=@{policy_dir / 'htpasswd'}", *extra),
     ).start()

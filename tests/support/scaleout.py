@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import signal
 import subprocess
 from typing import Any
 
 from tests.support.haproxy import Balancer, free_port
 from tests.support.policies import write_htpasswd, write_policy
-from tests.support.proxy import BIN, ROOT, launch
+from tests.support.proxy import BIN, ROOT, launch, terminate
 from tests.support.units import (
     DEPLOY,
     UNIT_CONFDIR,
@@ -63,16 +62,7 @@ class Worker:
         self.proc.wait(10)
 
     def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc, 20)
 
     def records(self) -> list[dict[str, Any]]:
         if not self.log.exists():
