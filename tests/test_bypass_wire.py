@@ -251,7 +251,9 @@ def test_source_address_host_credentials_are_not_forwarded(
 
 # -- class 8: a blocked upload is cut off at once -------------------------------------------
 
-CLOSE_WITHIN = 2.0  # seconds: the proxy must end a blocked upload this fast
+# seconds: the proxy must end a blocked upload this fast. Without the fix it hangs until the
+# client gives up (over 6 s); 3.5 s leaves room for a loaded CI machine (2 s failed 1 run in 8).
+CLOSE_WITHIN = 3.5
 
 
 @pytest.fixture(scope="module")
