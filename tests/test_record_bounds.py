@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from proxy_addons.audit.bounds import LIMITS, TRUNCATED
 from proxy_addons.audit.chain import parse_line, record_hmac
-from proxy_addons.audit.record import LIMITS, TRUNCATED, Access, Record, access_record
+from proxy_addons.audit.record import Access, Record, access_record
 from proxy_addons.audit.sink import Renderer
 from proxy_addons.decide import Decision, Outcome, Reason
 

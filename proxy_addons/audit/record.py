@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy_addons import __version__
+from proxy_addons.audit.bounds import bounded, bounded_names
 from proxy_addons.decide import Decision
 from proxy_addons.errors import PolicyError
 from proxy_addons.limits import Violation
@@ -38,41 +39,6 @@ POLICY_RELOAD_FAILED = "policy-reload-failed"
 
 # A policy with thousands of mistakes must not make one huge record.
 MAX_ERRORS_RECORDED = 20
-
-
-# Bounds on what a record keeps of attacker-controlled strings. A path or query longer
-# than 2048 characters is well past what browsers and sites use in practice (2 KB is the
-# long-standing safe URL length) while a record stays under a few KB; a DNS name has at
-# most 253 characters; a request names at most a handful of hosts (CONNECT, SNI, Host,
-# request target), so 8 leaves room for repeats. A truncated value ends in TRUNCATED and
-# `socialgate.truncated` maps the field to its original length.
-TRUNCATED = "...[truncated]"
-LIMITS = {
-    "url.path": 2048,
-    "url.query": 2048,
-    "url.domain": 255,
-    "rule.name": 255,
-    "http.request.method": 32,
-    "socialgate.names": 8,
-    "socialgate.names[]": 255,
-}
-
-
-def _bounded(field: str, value: str, truncated: dict[str, int], limit: int = 0) -> str:
-    """``value`` cut to the field's limit, noting its original length in ``truncated``."""
-    limit = limit or LIMITS[field]
-    if len(value) <= limit:
-        return value
-    truncated[field] = max(truncated.get(field, 0), len(value))
-    return value[:limit] + TRUNCATED
-
-
-def _bounded_names(names: tuple[str, ...], truncated: dict[str, int]) -> list[str]:
-    """At most LIMITS["socialgate.names"] names, each bounded like a domain."""
-    limit = LIMITS["socialgate.names"]
-    if len(names) > limit:
-        truncated["socialgate.names"] = len(names)
-    return [_bounded("socialgate.names[]", n, truncated) for n in names[:limit]]
 
 
 def new_ref() -> str:
@@ -138,7 +104,7 @@ def access_record(
     """
     allowed = decision.allowed
     truncated: dict[str, int] = {}
-    domain = _bounded("url.domain", access.domain, truncated)
+    domain = bounded("url.domain", access.domain, truncated)
     request_level = access.stage == "request"
     if request_level:
         action = REQUEST_ALLOWED if allowed else REQUEST_BLOCKED
@@ -148,12 +114,12 @@ def access_record(
     who = access.user or "unidentified user"
     url: dict[str, Any] = {"scheme": access.scheme, "domain": domain, "port": access.port}
     if access.path is not None:
-        url["path"] = _bounded("url.path", access.path, truncated)
+        url["path"] = bounded("url.path", access.path, truncated)
     if access.query:
-        url["query"] = _bounded("url.query", access.query, truncated)
+        url["query"] = bounded("url.query", access.query, truncated)
     http: dict[str, Any] = {}
     if access.method is not None:
-        http["request"] = {"method": _bounded("http.request.method", access.method, truncated)}
+        http["request"] = {"method": bounded("http.request.method", access.method, truncated)}
     if access.status_code is not None:
         http["response"] = {"status_code": access.status_code}
     record: Record = {
@@ -176,7 +142,7 @@ def access_record(
         "url": url,
         "rule": {
             "id": decision.exemption_id if allowed and decision.exemption_id else decision.category,
-            "name": _bounded("rule.name", decision.site or decision.host, truncated),
+            "name": bounded("rule.name", decision.site or decision.host, truncated),
             "category": decision.category,
             "ruleset": "exemption" if allowed else "category",
         },
@@ -193,7 +159,7 @@ def access_record(
             "entry": decision.entry,
             "exemption_id": decision.exemption_id,
             "access": str(decision.access) if decision.access else None,
-            "names": _bounded_names(decision.names or (decision.host,), truncated),
+            "names": bounded_names(decision.names or (decision.host,), truncated),
             "name_mismatch": decision.name_mismatch,
             "policy_sha256": policy_sha256,
         },
