@@ -55,6 +55,17 @@ def test_addon_strips_request_trailers() -> None:
     assert list(f.request.trailers.keys()) == ["x-kept"]
 
 
+def test_addon_strips_address_headers_from_trailers() -> None:
+    """A client cannot smuggle a forwarded address upstream in trailers either."""
+    f = tflow.tflow()
+    f.request.trailers = http.Headers(
+        x_forwarded_for="192.0.2.7", forwarded="for=192.0.2.7", x_real_ip="192.0.2.7", x_kept="1"
+    )
+    ProxyHeaders().request(f)
+    assert f.request.trailers is not None
+    assert list(f.request.trailers.keys()) == ["x-kept"]
+
+
 def test_upstream_proxy_credentials_are_put_back() -> None:
     """In upstream mode, the operator's upstream_auth for the next proxy survives the strip."""
     ua = upstream_auth.UpstreamAuth()

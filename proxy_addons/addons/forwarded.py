@@ -11,8 +11,8 @@ from where source-address identity and every record read it.
 From a trusted balancer, a request whose header does not name a client is refused with
 400 (recorded as ``bad-forwarded-for`` when it is social): fail closed, never "the
 balancer's address". ``X-Forwarded-For``, ``Forwarded`` and ``X-Real-IP`` are removed
-from every request before anything goes upstream, so neither an internal address nor
-a client's spoofed one reaches a site or a next proxy.
+from every request head before anything goes upstream (from trailers: `ProxyHeaders`), so
+neither an internal address nor a client's spoofed one reaches a site or a next proxy.
 
 This addon runs after mitmproxy's proxyauth and before every socialgate addon.
 """
@@ -38,6 +38,7 @@ from proxy_addons.addons.identity import (
     peer_ip,
     scrub_password,
 )
+from proxy_addons.addons.proxy_headers import strip_fields
 from proxy_addons.audit.record import new_ref
 from proxy_addons.decide import Outcome, Reason, decide
 from proxy_addons.forwarding import (
@@ -55,9 +56,7 @@ OPTION = "socialgate_trusted_proxies"
 
 
 def strip_address_headers(headers: http.Headers) -> None:
-    for name in ADDRESS_HEADERS:
-        if name in headers:
-            del headers[name]  # every field of that name, whatever its case
+    strip_fields(headers, ADDRESS_HEADERS)
 
 
 def record_refusal(gate: Gate, flow: http.HTTPFlow, killed: bool) -> str | None:
@@ -141,15 +140,6 @@ class ForwardedFor:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         self._guarded(flow, self._request)
-
-    def request(self, flow: http.HTTPFlow) -> None:
-        # Trailers of a buffered body go out with it (streamed ones cannot be recalled).
-        try:
-            if flow.request.trailers is not None:
-                strip_address_headers(flow.request.trailers)
-        except Exception:
-            logger.exception("socialgate: cannot clean request trailers; killing the request")
-            flow.kill()
 
     # -- per flow ---------------------------------------------------------------------
 
