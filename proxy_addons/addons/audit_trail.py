@@ -106,6 +106,16 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def checkpoints_path(options: Any) -> pathlib.Path | None:
+    """The checkpoint file the options name (None: no signing key, so no checkpoints)."""
+    if not options.socialgate_audit_signing_key.strip():
+        return None
+    given = options.socialgate_audit_checkpoints.strip()
+    if given:
+        return pathlib.Path(given)
+    return default_checkpoints_path(pathlib.Path(options.socialgate_audit_log))
+
+
 def _config(options: Any) -> AuditConfig:
     for name, (_, minimum) in _INT_OPTIONS.items():
         value = getattr(options, name)
@@ -126,7 +136,6 @@ def _config(options: Any) -> AuditConfig:
             f"socialgate_audit_key={key}: keep the key out of the log directory {log.parent}"
         )
     signing = options.socialgate_audit_signing_key.strip()
-    checkpoints = options.socialgate_audit_checkpoints.strip()
     pseudo = options.socialgate_audit_pseudonymise_key.strip()
     seal_dir = options.socialgate_audit_seal_dir.strip()
     return AuditConfig(
@@ -137,11 +146,7 @@ def _config(options: Any) -> AuditConfig:
             fsync_interval=options.socialgate_audit_fsync_interval_ms / 1000,
             rotate_bytes=options.socialgate_audit_rotate_bytes,
             rotate_seconds=float(options.socialgate_audit_rotate_seconds),
-            checkpoints_path=(
-                (pathlib.Path(checkpoints) if checkpoints else default_checkpoints_path(log))
-                if signing
-                else None
-            ),
+            checkpoints_path=checkpoints_path(options),
             checkpoint_records=options.socialgate_audit_checkpoint_records,
             checkpoint_seconds=float(options.socialgate_audit_checkpoint_seconds),
             seal_dir=pathlib.Path(seal_dir) if seal_dir else None,

@@ -24,9 +24,8 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions
 
-from proxy_addons.addons.audit_trail import AuditTrail
+from proxy_addons.addons.audit_trail import AuditTrail, checkpoints_path
 from proxy_addons.audit import checkpoints as cps
-from proxy_addons.audit.files import default_checkpoints_path
 from proxy_addons.audit.ship import OPTION, Shipper, Target, parse_target
 
 logger = logging.getLogger(__name__)
@@ -53,18 +52,6 @@ def configured_target(options: Any) -> Target | None:
             f"{OPTION}={value}: no checkpoints to ship (socialgate_audit_signing_key is empty)"
         )
     return target
-
-
-def checkpoints_path(options: Any) -> pathlib.Path | None:
-    """The checkpoint file the trail appends to, as `AuditTrail` derives it from the options."""
-    if not options.socialgate_audit_signing_key.strip():
-        return None
-    given = options.socialgate_audit_checkpoints.strip()
-    return (
-        pathlib.Path(given)
-        if given
-        else default_checkpoints_path(pathlib.Path(options.socialgate_audit_log))
-    )
 
 
 class CheckpointShipping:
